@@ -1,0 +1,388 @@
+"""Robot profiles: every topic, joint, camera, rate and limit of one robot, loaded from YAML.
+
+A profile lives in ``config/robots/<name>.yaml``. No topic name, joint order or limit is a
+literal in code: nodes, the recorder, the policy and the evaluators all read them from a
+:class:`RobotProfile`.
+Loading validates every field and raises :class:`ProfileError` naming the offending field path
+(e.g. ``arms[1].position_max_rad[3]``) with what was expected and what was found.
+
+Units are in the field names: ``_hz`` (Hz), ``_s`` (seconds), ``_rad`` (radians), ``_rad_s``
+(rad/s).
+Gripper values are in the profile's ``gripper.unit`` (``normalized`` 0 closed .. 1 open, ``m`` for
+finger opening in metres, ``rad`` for vendor joint angles).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from motus_recorder import schema
+
+PROFILE_DIR = Path(__file__).resolve().parent.parent / "config" / "robots"
+"""Profiles shipped with the source tree (also installed to the package share directory)."""
+
+GRIPPER_UNITS = ("normalized", "m", "rad")
+COMMAND_INTERFACES = ("joint_state", "joint_trajectory")
+ENCODINGS = ("rgb8", "bgr8")
+
+
+class ProfileError(ValueError):
+    """A robot profile is malformed; the message names the field, expected and found values."""
+
+
+@dataclass(frozen=True)
+class GripperProfile:
+    """One gripper: its joint name in JointState messages, unit, range and speed limit."""
+
+    joint_name: str
+    unit: str
+    min: float
+    max: float
+    velocity_max_per_s: float
+    """Largest commanded change per second, in ``unit`` per second."""
+
+
+@dataclass(frozen=True)
+class ArmProfile:
+    """One arm: topics, 6 joint names in 14-D order, limits and its gripper."""
+
+    name: str
+    joint_names: tuple[str, ...]
+    state_topic: str
+    """sensor_msgs/JointState feedback from the driver (joints + gripper)."""
+    command_topic: str
+    """sensor_msgs/JointState position command stream (AgileX/piper style)."""
+    trajectory_topic: str
+    """trajectory_msgs/JointTrajectory command (JTC style)."""
+    position_min_rad: tuple[float, ...]
+    position_max_rad: tuple[float, ...]
+    velocity_max_rad_s: tuple[float, ...]
+    gripper: GripperProfile
+    driver: Mapping[str, Any] = field(default_factory=dict)
+    """Driver-specific settings (CAN interface for Piper, vendor topic names, ...)."""
+
+
+@dataclass(frozen=True)
+class CameraProfile:
+    """One camera stream."""
+
+    name: str
+    topic: str
+    height: int
+    width: int
+    encoding: str
+    rate_hz: float
+    staleness_s: float
+    """A frame older than this is stale: the policy holds and says why."""
+    source: str
+    """Where frames come from: a MuJoCo camera name (sim), a RealSense serial number, or a vendor
+    topic description."""
+
+
+@dataclass(frozen=True)
+class RobotProfile:
+    """A whole robot. ``arms`` are in 14-D order (left first), ``cameras`` in T-layout order."""
+
+    name: str
+    description: str
+    control_rate_hz: float
+    """Rate of the command stream the policy / teleop publish."""
+    record_rate_hz: float
+    """Rate the recorder samples at; also the policy's action rate (one action per period)."""
+    joint_state_rate_hz: float
+    joint_state_staleness_s: float
+    command_interface: str
+    arms: tuple[ArmProfile, ...]
+    cameras: tuple[CameraProfile, ...]
+    normalization_key: str
+    """Key in the Motus ``stat.json`` whose min/max normalise this robot's joint vectors."""
+    clock_topic: str = "/clock"
+    extras: Mapping[str, Any] = field(default_factory=dict)
+    """Robot-specific settings that have no field of their own (e.g. the sim's tasks)."""
+
+    # -- derived 14-D views -------------------------------------------------------------------
+    @property
+    def joint_names(self) -> tuple[str, ...]:
+        """The 14 joint names in the 14-D layout (arm joints then gripper, left then right)."""
+        names: list[str] = []
+        for arm in self.arms:
+            names.extend(arm.joint_names)
+            names.append(arm.gripper.joint_name)
+        return tuple(names)
+
+    def _stack(self, arm_attr: str, gripper_attr: str) -> np.ndarray:
+        out: list[float] = []
+        for arm in self.arms:
+            out.extend(getattr(arm, arm_attr))
+            out.append(getattr(arm.gripper, gripper_attr))
+        return np.asarray(out, dtype=np.float64)
+
+    @property
+    def position_min(self) -> np.ndarray:
+        """Lower position limits, float64 (14,), rad for joints and gripper unit for grippers."""
+        return self._stack("position_min_rad", "min")
+
+    @property
+    def position_max(self) -> np.ndarray:
+        """Upper position limits, float64 (14,)."""
+        return self._stack("position_max_rad", "max")
+
+    @property
+    def velocity_max(self) -> np.ndarray:
+        """Speed limits, float64 (14,), rad/s for joints and gripper unit/s for grippers."""
+        return self._stack("velocity_max_rad_s", "velocity_max_per_s")
+
+    def camera(self, name: str) -> CameraProfile:
+        """Return the camera called ``name``; raises KeyError listing the known names."""
+        for cam in self.cameras:
+            if cam.name == name:
+                return cam
+        raise KeyError(f"profile {self.name!r} has no camera {name!r}; has {self.camera_names}")
+
+    @property
+    def camera_names(self) -> tuple[str, ...]:
+        """Camera names in T-layout order."""
+        return tuple(c.name for c in self.cameras)
+
+    def arm(self, name: str) -> ArmProfile:
+        """Return the arm called ``name`` (``left``/``right``); raises KeyError."""
+        for arm in self.arms:
+            if arm.name == name:
+                return arm
+        raise KeyError(f"profile {self.name!r} has no arm {name!r}")
+
+    def check_joint_vector(self, q: np.ndarray, what: str = "joint vector") -> None:
+        """Raise ValueError unless ``q`` is a finite (14,) vector inside the position limits.
+
+        The message names the first offending index, its joint name, the value and the limits.
+        """
+        q = np.asarray(q)
+        if q.shape != (schema.STATE_DIM,):
+            raise ValueError(f"{what}: expected shape ({schema.STATE_DIM},), got {q.shape}")
+        bad = ~np.isfinite(q)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"{what}: {self.joint_names[i]} (index {i}) is {q[i]}")
+        lo, hi = self.position_min, self.position_max
+        out = (q < lo) | (q > hi)
+        if out.any():
+            i = int(np.argmax(out))
+            raise ValueError(
+                f"{what}: {self.joint_names[i]} (index {i}) = {q[i]:.4f} outside "
+                f"[{lo[i]:.4f}, {hi[i]:.4f}]"
+            )
+
+
+# ---------------------------------------------------------------------------------------------
+# loading and validation
+# ---------------------------------------------------------------------------------------------
+
+
+class _Reader:
+    """Reads typed fields from a mapping, raising ProfileError with the full field path."""
+
+    def __init__(self, data: Any, path: str):
+        if not isinstance(data, Mapping):
+            raise ProfileError(
+                f"{path or 'profile'}: expected a mapping, got {type(data).__name__}"
+            )
+        self.data = data
+        self.path = path
+        self.used: set[str] = set()
+
+    def _p(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def raw(self, key: str, default: Any = ...) -> Any:
+        self.used.add(key)
+        if key not in self.data:
+            if default is ...:
+                raise ProfileError(f"{self._p(key)}: missing required field")
+            return default
+        return self.data[key]
+
+    def str(self, key: str, default: Any = ..., choices: Sequence[str] | None = None) -> str:
+        v = self.raw(key, default)
+        if not isinstance(v, str) or not v:
+            raise ProfileError(f"{self._p(key)}: expected a non-empty string, got {v!r}")
+        if choices is not None and v not in choices:
+            raise ProfileError(f"{self._p(key)}: expected one of {list(choices)}, got {v!r}")
+        return v
+
+    def topic(self, key: str) -> str:
+        v = self.str(key)
+        if not v.startswith("/") or " " in v:
+            raise ProfileError(f"{self._p(key)}: expected an absolute topic name, got {v!r}")
+        return v
+
+    def num(self, key: str, default: Any = ..., positive: bool = False) -> float:
+        v = self.raw(key, default)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise ProfileError(f"{self._p(key)}: expected a finite number, got {v!r}")
+        if positive and v <= 0:
+            raise ProfileError(f"{self._p(key)}: expected a positive number, got {v!r}")
+        return float(v)
+
+    def int(self, key: str, default: Any = ...) -> int:
+        v = self.raw(key, default)
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise ProfileError(f"{self._p(key)}: expected a positive integer, got {v!r}")
+        return v
+
+    def vec(self, key: str, length: int, positive: bool = False) -> tuple[float, ...]:
+        v = self.raw(key)
+        if not isinstance(v, list | tuple) or len(v) != length:
+            n = len(v) if isinstance(v, list | tuple) else type(v).__name__
+            raise ProfileError(f"{self._p(key)}: expected a list of {length} numbers, got {n}")
+        out = []
+        for i, x in enumerate(v):
+            if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
+                raise ProfileError(f"{self._p(key)}[{i}]: expected a finite number, got {x!r}")
+            if positive and x <= 0:
+                raise ProfileError(f"{self._p(key)}[{i}]: expected a positive number, got {x!r}")
+            out.append(float(x))
+        return tuple(out)
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            raise ProfileError(f"{self.path or 'profile'}: unknown field(s) {unknown}")
+
+
+def _gripper(data: Any, path: str) -> GripperProfile:
+    r = _Reader(data, path)
+    g = GripperProfile(
+        joint_name=r.str("joint_name"),
+        unit=r.str("unit", choices=GRIPPER_UNITS),
+        min=r.num("min"),
+        max=r.num("max"),
+        velocity_max_per_s=r.num("velocity_max_per_s", positive=True),
+    )
+    r.done()
+    if g.min >= g.max:
+        raise ProfileError(f"{path}: expected min < max, got min={g.min} max={g.max}")
+    return g
+
+
+def _arm(data: Any, path: str) -> ArmProfile:
+    r = _Reader(data, path)
+    n = schema.ARM_JOINTS
+    names = r.raw("joint_names")
+    if (
+        not isinstance(names, list)
+        or len(names) != n
+        or not all(isinstance(x, str) for x in names)
+    ):
+        raise ProfileError(f"{path}.joint_names: expected {n} strings, got {names!r}")
+    arm = ArmProfile(
+        name=r.str("name", choices=schema.ARM_NAMES),
+        joint_names=tuple(names),
+        state_topic=r.topic("state_topic"),
+        command_topic=r.topic("command_topic"),
+        trajectory_topic=r.topic("trajectory_topic"),
+        position_min_rad=r.vec("position_min_rad", n),
+        position_max_rad=r.vec("position_max_rad", n),
+        velocity_max_rad_s=r.vec("velocity_max_rad_s", n, positive=True),
+        gripper=_gripper(r.raw("gripper"), f"{path}.gripper"),
+        driver=dict(r.raw("driver", {}) or {}),
+    )
+    r.done()
+    for i, (lo, hi) in enumerate(zip(arm.position_min_rad, arm.position_max_rad, strict=True)):
+        if lo >= hi:
+            raise ProfileError(
+                f"{path}.position_min_rad[{i}]: expected < position_max_rad[{i}], got {lo} >= {hi}"
+            )
+    return arm
+
+
+def _camera(data: Any, path: str) -> CameraProfile:
+    r = _Reader(data, path)
+    cam = CameraProfile(
+        name=r.str("name", choices=schema.CAMERA_NAMES),
+        topic=r.topic("topic"),
+        height=r.int("height"),
+        width=r.int("width"),
+        encoding=r.str("encoding", "rgb8", choices=ENCODINGS),
+        rate_hz=r.num("rate_hz", positive=True),
+        staleness_s=r.num("staleness_s", positive=True),
+        source=r.str("source"),
+    )
+    r.done()
+    return cam
+
+
+def profile_from_dict(data: Mapping[str, Any], origin: str = "profile") -> RobotProfile:
+    """Build and validate a :class:`RobotProfile` from parsed YAML.
+
+    Raises:
+        ProfileError: a field is missing, unknown, of the wrong type, out of range, or the arms /
+            cameras are not exactly the 14-D layout's (left, right) and T-layout's three cameras.
+    """
+    try:
+        r = _Reader(data, "")
+        arms_raw = r.raw("arms")
+        cams_raw = r.raw("cameras")
+        if not isinstance(arms_raw, list):
+            raise ProfileError(f"arms: expected a list of 2 arms, got {type(arms_raw).__name__}")
+        if not isinstance(cams_raw, list):
+            raise ProfileError(f"cameras: expected a list, got {type(cams_raw).__name__}")
+        arms = tuple(_arm(a, f"arms[{i}]") for i, a in enumerate(arms_raw))
+        cams = tuple(_camera(c, f"cameras[{i}]") for i, c in enumerate(cams_raw))
+        prof = RobotProfile(
+            name=r.str("name"),
+            description=r.str("description"),
+            control_rate_hz=r.num("control_rate_hz", positive=True),
+            record_rate_hz=r.num("record_rate_hz", positive=True),
+            joint_state_rate_hz=r.num("joint_state_rate_hz", positive=True),
+            joint_state_staleness_s=r.num("joint_state_staleness_s", positive=True),
+            command_interface=r.str("command_interface", choices=COMMAND_INTERFACES),
+            arms=arms,
+            cameras=cams,
+            normalization_key=r.str("normalization_key"),
+            clock_topic=r.topic("clock_topic") if "clock_topic" in data else "/clock",
+            extras=dict(r.raw("extras", {}) or {}),
+        )
+        r.used.add("clock_topic")
+        r.done()
+    except ProfileError as exc:
+        raise ProfileError(f"{origin}: {exc}") from None
+    if tuple(a.name for a in prof.arms) != schema.ARM_NAMES:
+        got = [a.name for a in prof.arms]
+        raise ProfileError(f"{origin}: arms: expected names {list(schema.ARM_NAMES)}, got {got}")
+    if prof.camera_names != schema.CAMERA_NAMES:
+        raise ProfileError(
+            f"{origin}: cameras: expected {list(schema.CAMERA_NAMES)} in this order, "
+            f"got {list(prof.camera_names)}"
+        )
+    if len(set(prof.joint_names)) != schema.STATE_DIM:
+        raise ProfileError(f"{origin}: joint names must be unique, got {list(prof.joint_names)}")
+    return prof
+
+
+def load_profile(name_or_path: str | os.PathLike[str]) -> RobotProfile:
+    """Load a profile by name (``aloha_sim``) from ``config/robots/`` or from a YAML path.
+
+    Raises:
+        FileNotFoundError: no such profile; the message lists the shipped ones.
+        ProfileError: the YAML is not a valid profile (see :func:`profile_from_dict`).
+    """
+    p = Path(name_or_path)
+    if p.suffix not in (".yaml", ".yml"):
+        p = PROFILE_DIR / f"{name_or_path}.yaml"
+    if not p.is_file():
+        known = sorted(x.stem for x in PROFILE_DIR.glob("*.yaml"))
+        raise FileNotFoundError(f"no robot profile {str(name_or_path)!r}; shipped: {known}")
+    with open(p, encoding="utf-8") as f:
+        try:
+            data = yaml.safe_load(f)
+        except yaml.YAMLError as exc:
+            raise ProfileError(f"{p}: not valid YAML: {exc}") from None
+    return profile_from_dict(data, origin=str(p))

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Bootstrap a fresh machine for this project: apt packages when missing, then .venv with every
+# pinned dependency (requirements.txt under constraints.txt, which keeps torch on the CPU build).
+# Idempotent and cheap when nothing changed: the venv is rebuilt only when requirements.txt or
+# constraints.txt change (their hash is stamped into .venv/.motus-stamp).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(libosmesa6 libegl1 libegl-mesa0 libgl1-mesa-dri libusb-1.0-0)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "[setup] installing apt packages: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+PY=${PYTHON:-python3}
+stamp=$(cat requirements.txt constraints.txt | sha256sum | cut -c1-16)
+if [ -f .venv/.motus-stamp ] && [ "$(cat .venv/.motus-stamp)" = "$stamp" ]; then
+  exit 0
+fi
+echo "[setup] creating .venv (pinned requirements; takes about a minute on a warm pip cache)"
+rm -rf .venv
+"$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip==25.3 2>&1 \
+  | { grep -v "is neither a file nor a directory" || true; }
+# (the machine's pip config may list local indexes that do not exist: hide only those warnings)
+.venv/bin/python -m pip install -q -c constraints.txt -r requirements.txt 2>&1 \
+  | { grep -v "is neither a file nor a directory" || true; }
+echo "$stamp" > .venv/.motus-stamp
+echo "[setup] .venv ready"

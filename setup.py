@@ -1,0 +1,47 @@
+"""ament_python build of the `motus_policy` ROS 2 package (three Python packages inside).
+
+After `colcon build` in ros2_ws/: `ros2 run motus_policy <node>` and
+`ros2 launch motus_policy <file>.launch.py`. Python dependencies are pinned in requirements.txt
+(installed by scripts/setup_env.sh); this file only wires packages, data files and entry points.
+"""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "motus_policy"
+
+# ROS executables (`ros2 run motus_policy <name>`) and CLIs. tests/test_package.py checks that each
+# target imports and has `main`, so nothing here can point at code that is not there.
+NODES = {
+    "aloha_sim_node": "motus_policy.ros.aloha_sim_node:main",
+    "expert_node": "motus_teleop.ros.expert_node:main",
+}
+CLIS = {
+    "motus-bringup": "motus_policy.bringup.runner:main",
+}
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(include=["motus_policy*", "motus_teleop*", "motus_recorder*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config/robots", glob("config/robots/*.yaml")),
+        (f"share/{PACKAGE}/config/nodes", glob("config/nodes/*.yaml")),
+        (f"share/{PACKAGE}/config/bringup", glob("config/bringup/*.yaml")),
+        (f"share/{PACKAGE}/config/dds", glob("config/dds/*.xml")),
+    ],
+    package_data={"motus_policy": ["checkpoints/**/*"]},
+    include_package_data=True,
+    zip_safe=False,
+    maintainer="Motus ROS 2 maintainers",
+    maintainer_email="maintainers@motus-ros.dev",
+    description="Motus unified latent-action world model on ROS 2 (policy, sim, teleop, rec.)",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [f"{k} = {v}" for k, v in {**NODES, **CLIS}.items()],
+    },
+)
