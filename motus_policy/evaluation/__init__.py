@@ -1,0 +1,1 @@
+"""Evaluation: closed-loop success rates in simulation and open-loop bag replay."""

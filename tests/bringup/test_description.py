@@ -1,0 +1,68 @@
+"""The bring-up description is the single source for launch files and the process runner."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from motus_policy.bringup import BringupError, load_bringup
+from motus_policy.bringup.runner import BringupRunner
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _launch_calls():
+    """(launch file, description name) for every launch file."""
+    for path in sorted((REPO / "launch").glob("*.launch.py")):
+        tree = ast.parse(path.read_text())
+        names = [
+            n.args[0].value
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Call)
+            and getattr(n.func, "id", "") == "generate_description_launch"
+            and n.args
+            and isinstance(n.args[0], ast.Constant)
+        ]
+        yield path.name, names
+
+
+def test_every_launch_file_reads_a_description():
+    files = list(_launch_calls())
+    assert files, "no launch files found"
+    for fname, names in files:
+        assert len(names) == 1, f"{fname} must build its nodes from exactly one description"
+        desc = load_bringup(names[0])
+        assert desc.nodes, f"{fname}: description {names[0]} has no nodes"
+
+
+def test_sim_description_resolves_arguments_into_node_parameters():
+    desc = load_bringup("sim")
+    nodes = {n.name: n for n in desc.resolve({"task": "insertion"})}
+    assert nodes["aloha_sim"].parameters["task"] == "insertion"
+    assert nodes["expert"].parameters["task"] == "insertion"
+    assert nodes["aloha_sim"].parameters["mode"] == "lockstep"  # the default
+    args = nodes["aloha_sim"].ros_args()
+    assert args[:3] == ["--ros-args", "-r", "__node:=aloha_sim"]
+    assert "task:=insertion" in args
+    assert any(a.endswith("config/nodes/aloha_sim.yaml") for a in args)
+
+
+def test_runner_command_is_python_dash_m_module():
+    desc = load_bringup("sim")
+    runner = BringupRunner(desc.resolve())
+    cmd = runner.command(desc.resolve()[0])
+    assert cmd[1:3] == ["-m", "motus_policy.ros.aloha_sim_node"]
+
+
+def test_unknown_argument_is_rejected():
+    with pytest.raises(BringupError, match=r"unknown argument\(s\) \['tsak'\]"):
+        load_bringup("sim").resolve({"tsak": "insertion"})
+
+
+def test_malformed_description_names_the_field(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("nodes:\n  - name: a\n    module: m\n")
+    with pytest.raises(BringupError, match=r"bad.nodes\[0\].executable: missing"):
+        load_bringup(bad, base_dir=REPO)
