@@ -1,0 +1,151 @@
+"""Drives closed-loop episodes on the running aloha_sim_node over ROS.
+
+For each seed: set the simulator's ``seed`` parameter (rcl_interfaces SetParameters), call its
+reset service, then watch the success topic and /clock until success or the episode time limit
+(in sim time). The agent under test (expert_node, policy_node) is whatever else runs in the graph.
+
+Threads: the caller's thread spins this node with a private SingleThreadedExecutor.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import rclpy
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
+from std_msgs.msg import Bool, Float64, String
+from std_srvs.srv import Trigger
+
+from motus_policy.evaluation.sim_eval import EpisodeOutcome
+from motus_policy.ros.conversions import time_to_ns
+from motus_recorder.profile import RobotProfile
+
+SERVICE_TIMEOUT_S = 30.0
+
+
+class SimEvalClient:
+    """Runs episodes against ``/<sim_node>`` and returns :class:`EpisodeOutcome` per seed.
+
+    Args:
+        profile: robot profile (topics and service names from ``extras``).
+        sim_node: the simulator's node name (parameter service ``/<sim_node>/set_parameters``).
+        context: rclpy context to use (default: the global one, which must be initialised).
+    """
+
+    def __init__(self, profile: RobotProfile, sim_node: str = "aloha_sim", context=None):
+        self.profile = profile
+        self.node = Node("motus_sim_eval", context=context)
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(self.node)
+        ex = profile.extras
+        self._params = self.node.create_client(SetParameters, f"/{sim_node}/set_parameters")
+        self._reset = self.node.create_client(Trigger, ex["reset_service"])
+        self._success = False
+        self._reward = 0.0
+        self._clock_ns = 0
+        self.node.create_subscription(Bool, ex["success_topic"], self._on_success, 10)
+        self.node.create_subscription(Float64, ex["reward_topic"], self._on_reward, 10)
+        self.node.create_subscription(Clock, profile.clock_topic, self._on_clock, 10)
+        latched = QoSProfile(
+            depth=1,
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL,
+        )
+        self._episode: dict = {}
+        self.node.create_subscription(String, ex["episode_topic"], self._on_episode, latched)
+
+    def _on_episode(self, msg: String) -> None:
+        self._episode = json.loads(msg.data)
+
+    def _on_success(self, msg: Bool) -> None:
+        # The simulator's flag is sticky within an episode (reward reached its maximum at some
+        # step), so the latest value is the episode's outcome so far.
+        self._success = bool(msg.data)
+
+    def _on_reward(self, msg: Float64) -> None:
+        self._reward = max(self._reward, float(msg.data))
+
+    def _on_clock(self, msg: Clock) -> None:
+        self._clock_ns = time_to_ns(msg.clock)
+
+    def _call(self, client, request, what: str):
+        if not client.wait_for_service(timeout_sec=SERVICE_TIMEOUT_S):
+            raise TimeoutError(f"{what}: service {client.srv_name} not available")
+        future = client.call_async(request)
+        self.executor.spin_until_future_complete(future, timeout_sec=SERVICE_TIMEOUT_S)
+        if not future.done() or future.result() is None:
+            raise TimeoutError(f"{what}: no response from {client.srv_name}")
+        return future.result()
+
+    def reset(self, seed: int) -> int:
+        """Reset the simulator with ``seed``; returns the sim time (ns) of the reset.
+
+        Raises:
+            RuntimeError: the parameter was refused or the reset failed.
+            TimeoutError: a service did not answer.
+        """
+        value = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=int(seed))
+        req = SetParameters.Request(parameters=[Parameter(name="seed", value=value)])
+        res = self._call(self._params, req, "set seed")
+        if not res.results[0].successful:
+            raise RuntimeError(f"simulator refused seed={seed}: {res.results[0].reason}")
+        res = self._call(self._reset, Trigger.Request(), "reset")
+        if not res.success:
+            raise RuntimeError(f"simulator reset failed: {res.message}")
+        self._success, self._reward = False, 0.0
+        previous = self._episode.get("start_ns", -1)
+        deadline = time.monotonic() + SERVICE_TIMEOUT_S
+        while self._episode.get("start_ns", -1) <= previous or self._episode.get("seed") != seed:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no episode announcement for seed {seed} after reset")
+            self.executor.spin_once(timeout_sec=0.05)
+        self._success, self._reward = False, 0.0
+        return int(self._episode["start_ns"])
+
+    def run_episode(
+        self, seed: int, episode_length_s: float, wall_timeout_s: float
+    ) -> EpisodeOutcome:
+        """Reset with ``seed`` and wait for success or ``episode_length_s`` of sim time.
+
+        Raises:
+            TimeoutError: sim time did not reach the limit within ``wall_timeout_s`` (the agent
+                or the simulator stalled).
+        """
+        t_wall = time.monotonic()
+        start_ns = self.reset(seed)
+        limit_ns = start_ns + round(episode_length_s * 1e9)
+        while not (self._success and self._clock_ns > start_ns) and self._clock_ns < limit_ns:
+            if time.monotonic() - t_wall > wall_timeout_s:
+                sim_s = (self._clock_ns - start_ns) / 1e9
+                raise TimeoutError(
+                    f"seed {seed}: episode stalled at {sim_s:.2f} s sim time after "
+                    f"{wall_timeout_s:.0f} s wall time"
+                )
+            self.executor.spin_once(timeout_sec=0.1)
+        return EpisodeOutcome(
+            seed=int(seed),
+            success=self._success,
+            max_reward=self._reward,
+            sim_duration_s=max(0.0, (self._clock_ns - start_ns) / 1e9),
+            wall_duration_s=time.monotonic() - t_wall,
+        )
+
+    def close(self) -> None:
+        """Destroy the node and executor."""
+        self.executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+
+
+def init_context():
+    """A private rclpy context (so callers need not touch the global one)."""
+    from rclpy.context import Context
+
+    ctx = Context()
+    rclpy.init(context=ctx)
+    return ctx

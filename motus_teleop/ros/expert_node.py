@@ -1,0 +1,165 @@
+"""expert_node: the scripted expert as the simulated operator (leader) of the sim robot.
+
+Listens to the simulator's episode announcements (``extras.episode_topic``, std_msgs/String JSON
+``{"seed", "start_ns", "task"}``), plans the episode with :mod:`motus_teleop.expert` from the
+initial joint states and object poses stamped ``start_ns``, then answers every joint-state step
+(both arms stamped t) with the plan's per-arm targets due at t on the arms' ``command_topic``. In
+the sim's lockstep mode this ping-pong makes episodes exactly reproducible; in free-run mode the
+same rule follows sim time.
+
+Parameters: ``profile`` (robot profile name/path), ``task`` (transfer_cube | insertion).
+Threads: one SingleThreadedExecutor runs every callback.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PoseArray
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState
+from std_msgs.msg import String
+
+from motus_policy.ros.conversions import joint_state_to_msg, msg_to_positions, time_to_ns
+from motus_recorder import schema
+from motus_recorder.profile import load_profile
+from motus_teleop.expert import make_expert
+from motus_teleop.operator import Episode, ScriptedOperator
+
+LATCHED = QoSProfile(
+    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
+
+
+def pose_array_to_numpy(msg: PoseArray) -> np.ndarray:
+    """geometry_msgs/PoseArray -> float64 (N, 7) rows ``[x, y, z, qw, qx, qy, qz]``."""
+    return np.array(
+        [
+            [
+                p.position.x,
+                p.position.y,
+                p.position.z,
+                p.orientation.w,
+                p.orientation.x,
+                p.orientation.y,
+                p.orientation.z,
+            ]
+            for p in msg.poses
+        ],  # fmt: skip
+        dtype=np.float64,
+    ).reshape(-1, 7)
+
+
+class ExpertNode(Node):
+    """Thin ROS wrapper around :class:`ScriptedOperator`."""
+
+    def __init__(self) -> None:
+        super().__init__("expert")
+        self.declare_parameter("profile", "aloha_sim")
+        self.declare_parameter("task", "transfer_cube")
+        self.profile = load_profile(self.get_parameter("profile").value)
+        task = str(self.get_parameter("task").value)
+        period_ns = round(1e9 / self.profile.control_rate_hz)
+        self.operator = ScriptedOperator(make_expert(task), period_ns)
+        self.task = task
+        extras = self.profile.extras
+        self._states: dict[str, tuple[int, np.ndarray]] = {}
+        self._poses: tuple[int, np.ndarray] | None = None
+        self._pending: Episode | None = None
+        self._last_cmd_ns = -1
+        self._pubs = {}
+        for arm in self.profile.arms:
+            names = [*arm.joint_names, arm.gripper.joint_name]
+            self.create_subscription(
+                JointState,
+                arm.state_topic,
+                lambda m, a=arm.name, n=names: self._on_state(a, n, m),
+                10,
+            )
+            self._pubs[arm.name] = (
+                self.create_publisher(JointState, arm.command_topic, 10),
+                names,
+            )
+        self.create_subscription(PoseArray, extras["object_pose_topic"], self._on_poses, 10)
+        self.create_subscription(String, extras["episode_topic"], self._on_episode, LATCHED)
+        self.get_logger().info(f"expert for {task} READY")
+
+    def _on_episode(self, msg: String) -> None:
+        data = json.loads(msg.data)
+        if data.get("task", self.task) != self.task:
+            self.get_logger().error(
+                f"sim runs task {data.get('task')!r}, expert plans {self.task!r}"
+            )
+            return
+        self._pending = Episode(int(data["seed"]), int(data["start_ns"]), self.task)
+        self._try_start()
+
+    def _on_poses(self, msg: PoseArray) -> None:
+        self._poses = (time_to_ns(msg.header.stamp), pose_array_to_numpy(msg))
+        self._try_start()
+
+    def _on_state(self, arm: str, names: list[str], msg: JointState) -> None:
+        self._states[arm] = (time_to_ns(msg.header.stamp), msg_to_positions(msg, names))
+        if not self._try_start():
+            self._publish_due()
+
+    def _state_at(self, t_ns: int) -> np.ndarray | None:
+        """14-D joint vector if both arms have a state stamped ``t_ns``."""
+        parts = [self._states.get(a) for a in schema.ARM_NAMES]
+        if any(p is None or p[0] != t_ns for p in parts):
+            return None
+        return np.concatenate([p[1] for p in parts])
+
+    def _try_start(self) -> bool:
+        ep = self._pending
+        if ep is None or self._poses is None or self._poses[0] != ep.start_ns:
+            return False
+        q = self._state_at(ep.start_ns)
+        if q is None:
+            return False
+        self._pending = None
+        try:
+            steps = self.operator.start(ep, q, self._poses[1])
+        except ValueError as exc:
+            self.get_logger().error(f"cannot plan episode seed={ep.seed}: {exc}")
+            return False
+        self.get_logger().info(f"episode seed={ep.seed}: planned {steps} steps")
+        self._last_cmd_ns = -1
+        self._publish_due()
+        return True
+
+    def _publish_due(self) -> None:
+        ep = self.operator.episode
+        if ep is None:
+            return
+        stamps = {self._states[a][0] for a in schema.ARM_NAMES if a in self._states}
+        if len(stamps) != 1:
+            return  # wait until both arms reported the same step
+        t = stamps.pop()
+        if t < ep.start_ns or t == self._last_cmd_ns:
+            return
+        target = self.operator.command(t)
+        for arm, (pub, names) in self._pubs.items():
+            pub.publish(joint_state_to_msg(names, target[schema.ARM_SLICES[arm]], t))
+        self._last_cmd_ns = t
+
+
+def main(args=None) -> None:
+    """Run the expert node until Ctrl-C."""
+    rclpy.init(args=args)
+    node = ExpertNode()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()
