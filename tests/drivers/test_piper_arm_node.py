@@ -92,9 +92,59 @@ def test_piper_arm_node_feedback_rate_command_and_services(
         time.sleep(0.05)
     assert err < 2e-3 < err0, (err0, err)
 
+    # JointTrajectory: interpolated from the current position; ends at the last point.
+    from builtin_interfaces.msg import Duration
+    from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+    traj_pub = node.create_publisher(JointTrajectory, ARM.trajectory_topic, 10)
+    goal = np.array([-0.2, 0.3, -0.2, 0.0, 0.1, 0.2, 0.06])
+    traj = JointTrajectory(joint_names=NAMES)
+    for t_s, q in ((0.2, (target + goal) / 2), (0.4, goal)):
+        point = JointTrajectoryPoint(positions=[float(v) for v in q])
+        point.time_from_start = Duration(sec=0, nanosec=int(t_s * 1e9))
+        traj.points.append(point)
+    time.sleep(0.3)  # let the trajectory publisher be discovered
+    traj_pub.publish(traj)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        err = np.max(np.abs(feedback.since(0)[-1][1] - goal))
+        if err < 2e-3:
+            break
+        time.sleep(0.05)
+    assert err < 2e-3, err
+
     res = call(node, Trigger, "/piper_left/estop", Trigger.Request())
     assert res.success
     res = call(node, Trigger, "/piper_left/resume", Trigger.Request())
     assert res.success
     node.destroy_node()
     assert "Traceback" not in proc.output()
+
+
+@pytest.mark.ros
+@pytest.mark.timeout(90)
+def test_leader_mode_publishes_leader_commands(spawn_node, ros_context, spin_in_background):
+    from rclpy.node import Node
+    from sensor_msgs.msg import JointState
+
+    proc = spawn_node(
+        "motus_policy.ros.piper_arm_node",
+        "-p", "leader:=true", "-p", "fake_arm:=true", "-p", "can_interface:=virtual",
+        "-p", "can_channel:=vpiper_leader_node",
+    )  # fmt: skip
+    proc.wait_for("READY", 60)
+    node = Node("piper_leader_test", context=ros_context)
+    leader = Collector()
+    node.create_subscription(JointState, ARM.driver["leader_topic"], leader, 50)
+    spin_in_background(node, ros_context)
+    deadline = time.monotonic() + 20
+    while len(leader.since(0)) < 50 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    q = np.stack([m[1] for m in leader.since(0)])
+    # The fake leader's script (fake_piper.default_leader_script): joint 2 at 30 deg,
+    # joint 3 at -30 deg, joint 1 a +-20 deg sinusoid, gripper 0..0.05 m.
+    np.testing.assert_allclose(q[:, 1], np.radians(30.0), atol=1e-6)
+    np.testing.assert_allclose(q[:, 2], np.radians(-30.0), atol=1e-6)
+    assert np.all(np.abs(q[:, 0]) <= np.radians(20.0) + 1e-6) and np.ptp(q[:, 0]) > 0
+    assert np.all((q[:, 6] >= 0) & (q[:, 6] <= 0.05 + 1e-9))
+    node.destroy_node()
