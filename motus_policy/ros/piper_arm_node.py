@@ -13,7 +13,8 @@ Feedback is published only while the SDK's last feedback frame is younger than t
 ``joint_state_staleness_s`` (CAN receive time, host wall clock).
 
 Threads: one SingleThreadedExecutor thread runs every callback (platform.md §1.4); the SDK's
-own reader threads fill its feedback cache.
+own reader threads fill its feedback cache. ``~/enable`` waits on that thread for the drivers to
+report enabled (at most ``enable_timeout_s``), so feedback pauses for that long at worst.
 """
 
 from __future__ import annotations

@@ -72,4 +72,34 @@ def test_teleop_node_clamps_rate_limits_and_holds_on_stale_leader(
     assert len(held) > 10
     assert np.all(held == held[0])
     assert "leader stale" in proc.output()
+
+    # Deadman: ~/hold true keeps the command fixed while the leader moves; false follows again.
+    from std_srvs.srv import SetBool
+
+    def set_hold(value: bool) -> None:
+        client = node.create_client(SetBool, "/teleop/hold")
+        assert client.wait_for_service(timeout_sec=10)
+        future = client.call_async(SetBool.Request(data=value))
+        deadline = time.monotonic() + 10
+        while not future.done() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert future.result().success
+
+    def drive_leader(q: np.ndarray, seconds: float) -> float:
+        t_end = time.monotonic() + seconds
+        while time.monotonic() < t_end:
+            leader_pub.publish(joint_state_to_msg(NAMES, q, node.get_clock().now().nanoseconds))
+            time.sleep(0.01)
+        return time.monotonic()
+
+    set_hold(True)
+    t_held = drive_leader(np.array([-1.0, 0.5, -0.5, 0.0, 0.0, 0.0, 0.0]), 0.5)
+    with lock:
+        during = np.stack([g[2] for g in cmds if t_held - 0.4 < g[1] <= t_held])
+    assert len(during) > 10 and np.all(during == during[0])
+    set_hold(False)
+    t_free = drive_leader(np.array([-1.0, 0.5, -0.5, 0.0, 0.0, 0.0, 0.0]), 0.5)
+    with lock:
+        last = [g[2] for g in cmds if g[1] <= t_free][-1]
+    assert last[0] < during[0][0] - 0.5  # moving toward -1 rad again
     node.destroy_node()
