@@ -1,0 +1,1 @@
+"""Robot I/O drivers (ROS-free cores): Piper arms over piper-sdk, RealSense cameras."""

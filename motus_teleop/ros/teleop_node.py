@@ -1,0 +1,177 @@
+"""ROS 2 teleoperation node: leader joint states -> follower joint commands.
+
+Subscribes the leader topics (default: each arm's profile ``driver.leader_topic``, i.e. the Piper
+leader arms published by ``piper_arm_node leader:=true``; for the sim, a scripted expert
+publishing 14-D or per-arm JointState on ``leader_topics``) and each arm's ``state_topic`` (to
+start the rate limiter at the follower's measured position); publishes sensor_msgs/JointState
+commands on each arm's ``command_topic`` at ``rate_hz`` (default: the profile's control rate).
+The mapping itself is :class:`motus_teleop.mapping.TeleopMapper`, one per arm.
+
+Leader messages are matched by name: ``leader_joint_names`` (14, default the profile's joint
+names) lists the leader's names in the 14-D order; a message may carry any subset of whole arms.
+Service ``~/hold`` (std_srvs/SetBool): true holds the last command (deadman released), false
+follows again.
+
+Threads: one SingleThreadedExecutor thread runs every callback (platform.md §1.4).
+"""
+
+from __future__ import annotations
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import JointState
+from std_srvs.srv import SetBool
+
+from motus_policy.ros.conversions import joint_state_to_msg, msg_to_positions
+from motus_recorder.profile import load_profile
+from motus_teleop.mapping import TeleopMapper, TeleopMappingConfig
+
+LOG_THROTTLE_S = 1.0
+ARRAY_PARAMS = {
+    "leader_topics": Parameter.Type.STRING_ARRAY,
+    "leader_joint_names": Parameter.Type.STRING_ARRAY,
+    "scale": Parameter.Type.DOUBLE_ARRAY,
+    "offset": Parameter.Type.DOUBLE_ARRAY,
+    "leader_gripper_min": Parameter.Type.DOUBLE_ARRAY,
+    "leader_gripper_max": Parameter.Type.DOUBLE_ARRAY,
+}
+"""Optional array parameters (unset -> profile-derived defaults, see the module docstring)."""
+
+
+class TeleopNode(Node):
+    """Thin ROS wrapper: one :class:`TeleopMapper` per arm."""
+
+    def __init__(self) -> None:
+        super().__init__("teleop")
+        scalars = {
+            "profile": "aloha_agilex_2",
+            "rate_hz": 0.0,
+            "stale_timeout_s": 0.1,
+            "require_follower_state": True,
+        }
+        params = [
+            self.declare_parameter(n, v) for n, v in (*scalars.items(), *ARRAY_PARAMS.items())
+        ]
+        get = {p.name: p.value for p in params}  # unset arrays read as None
+        self.profile = prof = load_profile(get["profile"])
+        n_arms = len(prof.arms)
+        scale = get["scale"] or [1.0] * 14
+        offset = get["offset"] or [0.0] * 14
+        g_min = get["leader_gripper_min"] or [a.gripper.min for a in prof.arms]
+        g_max = get["leader_gripper_max"] or [a.gripper.max for a in prof.arms]
+        leader_names = list(get["leader_joint_names"] or prof.joint_names)
+        for name, value, size in (
+            ("scale", scale, 14),
+            ("offset", offset, 14),
+            ("leader_joint_names", leader_names, 14),
+            ("leader_gripper_min", g_min, n_arms),
+            ("leader_gripper_max", g_max, n_arms),
+        ):
+            if len(value) != size:
+                raise ValueError(f"parameter {name} must have {size} entries, got {list(value)}")
+        self.require_follower_state = bool(get["require_follower_state"])
+
+        self.arms = []
+        for k, arm in enumerate(prof.arms):
+            sl = slice(7 * k, 7 * k + 7)
+            cfg = TeleopMappingConfig(
+                scale=tuple(scale[sl]),
+                offset=tuple(offset[sl]),
+                position_min=tuple(prof.position_min[sl]),
+                position_max=tuple(prof.position_max[sl]),
+                velocity_max_per_s=tuple(prof.velocity_max[sl]),
+                gripper_index=6,
+                leader_gripper_min=g_min[k],
+                leader_gripper_max=g_max[k],
+                stale_timeout_s=get["stale_timeout_s"],
+            )
+            mapper = TeleopMapper(cfg, self._now_ns)
+            names = (*arm.joint_names, arm.gripper.joint_name)
+            pub = self.create_publisher(JointState, arm.command_topic, 10)
+            self.create_subscription(
+                JointState, arm.state_topic, lambda m, i=k: self._on_follower(i, m), 10
+            )
+            self.arms.append((arm, mapper, names, tuple(leader_names[sl]), pub))
+
+        topics = list(get["leader_topics"] or [])
+        if not topics:
+            topics = [a.driver.get("leader_topic", "") for a in prof.arms]
+            if not all(topics):
+                raise ValueError(
+                    f"profile {prof.name!r} has no driver.leader_topic for every arm; "
+                    "set the leader_topics parameter"
+                )
+        for topic in dict.fromkeys(topics):
+            self.create_subscription(JointState, topic, self._on_leader, 10)
+        self.create_service(SetBool, "~/hold", self._on_hold)
+        rate_hz = get["rate_hz"] or prof.control_rate_hz
+        self.create_timer(1.0 / rate_hz, self._on_tick)
+        self._reasons = [""] * n_arms
+        self.get_logger().info(
+            f"READY teleop {prof.name}: leaders {topics} -> "
+            f"{[a.command_topic for a in prof.arms]} at {rate_hz:.0f} Hz"
+        )
+
+    def _now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
+
+    def _on_leader(self, msg: JointState) -> None:
+        present = set(msg.name)
+        for arm, mapper, _names, leader_names, _pub in self.arms:
+            if not present.issuperset(leader_names):
+                continue
+            try:
+                q = msg_to_positions(msg, leader_names)
+                mapper.update_leader(q)
+                if not self.require_follower_state and not mapper.seeded:
+                    mapper.seed(mapper.map(q))
+            except ValueError as e:
+                self.get_logger().error(
+                    f"{arm.name} leader sample dropped: {e}", throttle_duration_sec=LOG_THROTTLE_S
+                )
+
+    def _on_follower(self, k: int, msg: JointState) -> None:
+        arm, mapper, names, _leader_names, _pub = self.arms[k]
+        if mapper.seeded:
+            return
+        try:
+            mapper.seed(msg_to_positions(msg, names))
+        except ValueError as e:
+            self.get_logger().error(
+                f"{arm.name} follower state unusable: {e}", throttle_duration_sec=LOG_THROTTLE_S
+            )
+
+    def _on_tick(self) -> None:
+        for k, (arm, mapper, names, _leader_names, pub) in enumerate(self.arms):
+            out = mapper.step()
+            if out.reason != self._reasons[k]:
+                self._reasons[k] = out.reason
+                self.get_logger().info(f"{arm.name}: {out.reason}")
+            if out.command is not None:
+                pub.publish(joint_state_to_msg(names, out.command, out.stamp_ns))
+
+    def _on_hold(self, request: SetBool.Request, response: SetBool.Response):
+        for _arm, mapper, *_ in self.arms:
+            mapper.set_hold(request.data)
+        response.success = True
+        response.message = "holding" if request.data else "following the leader"
+        return response
+
+
+def main(args=None) -> None:
+    """Entry point ``teleop_node``."""
+    rclpy.init(args=args)
+    node = TeleopNode()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()
