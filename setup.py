@@ -16,6 +16,9 @@ PACKAGE = "motus_policy"
 NODES = {
     "aloha_sim_node": "motus_policy.ros.aloha_sim_node:main",
     "expert_node": "motus_teleop.ros.expert_node:main",
+    "piper_arm_node": "motus_policy.ros.piper_arm_node:main",
+    "realsense_camera_node": "motus_policy.ros.realsense_camera_node:main",
+    "teleop_node": "motus_teleop.ros.teleop_node:main",
 }
 CLIS = {
     "motus-bringup": "motus_policy.bringup.runner:main",
