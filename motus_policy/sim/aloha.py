@@ -322,6 +322,15 @@ class AlohaSim:
             raise RuntimeError("AlohaSim.sim_time_ns before reset(seed)")
         return self._t0_ns + self._steps * CONTROL_PERIOD_NS
 
+    def close(self) -> None:
+        """Free MuJoCo's native data and OpenGL contexts; call from the rendering thread.
+
+        The instance must not be used afterwards. Without it, dm_control frees the EGL context
+        at interpreter exit from the main thread, which fails (EGL_BAD_ACCESS) when another
+        thread rendered.
+        """
+        self._env.physics.free()
+
     # -- cameras ---------------------------------------------------------------------------
     @property
     def camera_names(self) -> tuple[str, ...]:
