@@ -566,3 +566,157 @@ def save_official_checkpoint(
     torch.save({"module": export_official_state_dict(model, vlm_model)}, tmp)
     tmp.replace(p)
     return p
+
+
+# --- our own folder format -----------------------------------------------------------------------
+FORMAT_VERSION = "motus_policy.pretrained/1"
+
+
+def _dedupe(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # safetensors refuses tensors sharing storage (tied embeddings): clone repeats only.
+    seen: set[tuple[int, int]] = set()
+    out = {}
+    for k, v in state.items():
+        key = (v.untyped_storage().data_ptr(), v.storage_offset())
+        out[k] = v.detach().clone().contiguous() if key in seen else v.detach().contiguous()
+        seen.add(key)
+    return out
+
+
+def save_pretrained(policy, directory: str | Path) -> Path:
+    """Write a :class:`~motus_policy.model.pipeline.MotusPolicy` as a self-contained folder.
+
+    Layout: ``model.safetensors`` (``model.*`` network, ``vae.*``, ``t5.*``, ``vlm.*``
+    encoders), ``config.json`` (``MotusConfig.to_dict`` + encoder/tokenizer/policy configs),
+    ``stats.json`` (stat.json style, under ``policy.config.stats_key``), ``tokenizer_t5/``,
+    ``tokenizer_vlm/``, ``image_processor/``. Written into ``<dir>.tmp`` and renamed, so a
+    crash never leaves a partial folder under the real name.
+
+    Returns:
+        The folder path.
+
+    Raises:
+        FileExistsError: the folder already exists.
+    """
+    import dataclasses
+
+    from safetensors.torch import save_file
+
+    out = Path(directory)
+    if out.exists():
+        raise FileExistsError(f"{out}: already exists; choose a new folder")
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.mkdir(parents=True)
+    tensors: dict[str, torch.Tensor] = {}
+    for prefix, module in (
+        ("model.", policy.model),
+        ("vae.", policy.vae),
+        ("t5.", policy.text_encoder.model),
+        ("vlm.", policy.vlm.model),
+    ):
+        tensors.update({prefix + k: v.cpu() for k, v in module.state_dict().items()})
+    save_file(
+        _dedupe(tensors), str(tmp / "model.safetensors"), metadata={"format": FORMAT_VERSION}
+    )
+    config = {
+        "format": FORMAT_VERSION,
+        "motus": policy.model.config.to_dict(),
+        "vae": policy.vae.config.to_dict(),
+        "t5": {
+            "model": policy.text_encoder.model.config.to_dict(),
+            "settings": dataclasses.asdict(policy.text_encoder.config),
+        },
+        "vlm": {
+            "model": policy.vlm.model.config.to_dict(),
+            "settings": dataclasses.asdict(policy.vlm.config),
+        },
+        "policy": dataclasses.asdict(policy.config),
+    }
+    (tmp / "config.json").write_text(json.dumps(config, indent=2))
+    (tmp / "stats.json").write_text(
+        json.dumps(policy.stats.to_json(policy.config.stats_key), indent=2)
+    )
+    policy.text_encoder.tokenizer.save_pretrained(str(tmp / "tokenizer_t5"))
+    policy.vlm.tokenizer.save_pretrained(str(tmp / "tokenizer_vlm"))
+    policy.vlm.image_processor.save_pretrained(str(tmp / "image_processor"))
+    tmp.rename(out)
+    return out
+
+
+def load_pretrained(
+    directory: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+):
+    """Read a folder written by :func:`save_pretrained` into a ``MotusPolicy``.
+
+    Args:
+        directory: the folder.
+        device: where to put every model.
+        dtype: dtype of the network and encoders (default: as stored); the VAE stays fp32.
+
+    Raises:
+        CheckpointMismatchError / KeyError: weights do not fit the stored configs.
+        ValueError: unknown format.
+    """
+    from safetensors.torch import load_file
+    from transformers import (
+        AutoTokenizer,
+        Qwen3VLConfig,
+        Qwen3VLForConditionalGeneration,
+        UMT5Config,
+        UMT5EncoderModel,
+    )
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
+        Qwen2VLImageProcessorPil,
+    )
+
+    from motus_policy.model.configuration_motus import MotusConfig
+    from motus_policy.model.encoders.text import T5TextEncoder, TextEncoderConfig
+    from motus_policy.model.encoders.vlm import VLMConfig, VLMFeatureExtractor
+    from motus_policy.model.modeling_motus import MotusModel
+    from motus_policy.model.pipeline import MotusPolicy, NormalizationStats, PolicyConfig
+
+    d = Path(directory)
+    config = json.loads((d / "config.json").read_text())
+    if config.get("format") != FORMAT_VERSION:
+        raise ValueError(f"{d}: format {config.get('format')!r}, expected {FORMAT_VERSION!r}")
+    tensors = load_file(str(d / "model.safetensors"))
+
+    def part(prefix: str) -> dict[str, torch.Tensor]:
+        return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+    model = MotusModel(MotusConfig.from_dict(config["motus"]))
+    load_into(model, part("model."), where=f"{d}/model.safetensors", prefix_for_messages="model.")
+    vae = MotusVAE(VAEConfig(**config["vae"]))
+    load_into(vae, part("vae."), where=f"{d}/model.safetensors", prefix_for_messages="vae.")
+    t5 = UMT5EncoderModel(UMT5Config.from_dict(config["t5"]["model"]))
+    load_into(t5, part("t5."), where=f"{d}/model.safetensors", prefix_for_messages="t5.")
+    vlm_cfg = Qwen3VLConfig.from_dict(config["vlm"]["model"])
+    vlm_cfg._attn_implementation = "sdpa"
+    vlm = Qwen3VLForConditionalGeneration(vlm_cfg)
+    load_into(vlm, part("vlm."), where=f"{d}/model.safetensors", prefix_for_messages="vlm.")
+    if dtype is not None:
+        for m in (model, t5, vlm):
+            m.to(dtype)
+    for m in (model, vae, t5, vlm):
+        m.to(device)
+    pcfg = PolicyConfig(**config["policy"])
+    stats = NormalizationStats.from_json(
+        json.loads((d / "stats.json").read_text()), pcfg.stats_key
+    )
+    return MotusPolicy(
+        model,
+        vae,
+        T5TextEncoder(
+            t5,
+            AutoTokenizer.from_pretrained(str(d / "tokenizer_t5")),
+            TextEncoderConfig(**config["t5"]["settings"]),
+        ),
+        VLMFeatureExtractor(
+            vlm,
+            AutoTokenizer.from_pretrained(str(d / "tokenizer_vlm")),
+            Qwen2VLImageProcessorPil.from_pretrained(str(d / "image_processor")),
+            VLMConfig(**config["vlm"]["settings"]),
+        ),
+        stats,
+        pcfg,
+    )
