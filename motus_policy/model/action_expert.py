@@ -176,7 +176,7 @@ class ActionExpert(nn.Module):
         """(B,) timesteps -> ``a_e`` (B, D) and its projection (B, 6, D), float32."""
         w = self.time_embedding[0].weight
         a_e = self.time_embedding(sinusoidal_embedding(t, self.config.freq_dim).to(w.dtype))
-        proj = self.time_projection(a_e)
+        proj = self.time_projection(a_e.to(self.time_projection[1].weight.dtype))
         return a_e.float(), proj.float().unflatten(1, (6, -1))
 
     def modulation(self, i: int, time_proj: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -62,6 +62,11 @@ class MotusOutput:
     action_velocity: torch.Tensor
 
 
+def runtime_dtype(device: torch.device | str) -> torch.dtype:
+    """bf16 on CUDA (the official run dtype), fp32 elsewhere (CPU tests)."""
+    return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
+
+
 def _timestep(t: torch.Tensor | float, batch: int, device: torch.device) -> torch.Tensor:
     t = torch.as_tensor(t, dtype=torch.float32, device=device)
     if t.ndim == 0:
@@ -204,6 +209,38 @@ class MotusModel(nn.Module):
             video_velocity=self.video_model.head(xv, temb, grid),
             action_velocity=self.action_expert.decode(xa, a_e),
         )
+
+    def to_runtime(
+        self, device: torch.device | str, dtype: torch.dtype | None = None
+    ) -> MotusModel:
+        """Move to ``device`` in the run dtype (bf16 on CUDA, fp32 elsewhere), in place.
+
+        Unlike a plain ``.to(dtype)``, this keeps the RoPE tables in their original float64
+        (float32 on MPS) precision, and the small time-embedding MLPs and AdaLN tables in fp32
+        (ref §1.1: the official action time MLPs are fp32; modulation arithmetic is fp32).
+
+        Returns:
+            ``self``.
+        """
+        dtype = dtype or runtime_dtype(device)
+        rope = self.video_model.wan_model.rope
+        saved = dict(rope.named_buffers())
+        self.to(device=device, dtype=dtype)
+        for name, buf in saved.items():
+            setattr(rope, name, buf.to(device))
+        if dtype != torch.float32:
+            ce = self.video_model.wan_model.condition_embedder
+            for module in (
+                ce.time_embedder,
+                ce.time_proj,
+                self.action_expert.time_embedding,
+                self.action_expert.time_projection,
+            ):
+                module.float()
+            for name, param in self.named_parameters():
+                if name.endswith(("scale_shift_table", "modulation")):
+                    param.data = param.data.float()
+        return self
 
     def parameter_counts(self) -> dict[str, int]:
         """Parameters per expert and in total."""

@@ -102,7 +102,7 @@ class WanVideoExpert(nn.Module):
         ce = self.wan_model.condition_embedder
         emb_dtype = ce.time_embedder.linear_1.weight.dtype
         temb = ce.time_embedder(sinusoidal_embedding(t, self.config.freq_dim).to(emb_dtype))
-        proj = ce.time_proj(ce.act_fn(temb))
+        proj = ce.time_proj(ce.act_fn(temb).to(ce.time_proj.weight.dtype))
         return temb.float(), proj.float().unflatten(1, (6, -1))
 
     def text_context(self, text_embeds: torch.Tensor) -> torch.Tensor:

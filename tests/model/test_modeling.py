@@ -212,3 +212,24 @@ def _tiny_widths():
         "vlm_hidden_size",
     ]
     return {k: getattr(CFG, k) for k in keep}
+
+
+# ---------------------------------------------------------------- run dtype
+
+
+def test_bf16_runtime_keeps_precision_critical_parts_and_stays_close():
+    torch.manual_seed(0)
+    m = MotusModel(CFG).eval()
+    torch.nn.init.normal_(m.action_expert.decoder.action_head[0].weight, std=0.2)
+    x = make_inputs()
+    ref = run(m, x)
+    m.to_runtime("cpu", torch.bfloat16)
+    assert m.video_model.wan_model.blocks[0].attn1.to_q.weight.dtype == torch.bfloat16
+    assert m.action_expert.blocks[0].wan_action_qkv.dtype == torch.bfloat16
+    assert m.video_model.wan_model.rope.freqs_cos.dtype != torch.bfloat16
+    assert m.action_expert.time_embedding[0].weight.dtype == torch.float32
+    assert m.action_expert.blocks[0].modulation.dtype == torch.float32
+    out = run(m, x)
+    assert out.action_velocity.dtype == torch.float32
+    torch.testing.assert_close(out.action_velocity, ref.action_velocity, atol=0.1, rtol=0.05)
+    torch.testing.assert_close(out.video_velocity, ref.video_velocity, atol=0.1, rtol=0.05)
