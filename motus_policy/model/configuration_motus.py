@@ -16,6 +16,33 @@ from typing import Any
 
 TRAINING_MODES = ("finetune", "pretrain")
 ACTION_NORMALIZATIONS = ("none", "min_max")
+_POSITIVE_INT_FIELDS = (
+    "num_video_frames",
+    "video_action_freq_ratio",
+    "global_downsample_rate",
+    "image_height",
+    "image_width",
+    "action_dim",
+    "state_dim",
+    "latent_channels",
+    "vae_spatial_factor",
+    "vae_temporal_factor",
+    "num_layers",
+    "num_heads",
+    "head_dim",
+    "wan_ffn_dim",
+    "freq_dim",
+    "text_dim",
+    "text_len",
+    "rope_max_seq_len",
+    "action_hidden_size",
+    "action_ffn_dim",
+    "und_hidden_size",
+    "und_ffn_dim",
+    "vlm_hidden_size",
+    "num_train_timesteps",
+    "num_inference_steps",
+)
 
 
 @dataclass(frozen=True)
@@ -98,34 +125,7 @@ class MotusConfig:
                 f"action_normalization: expected one of {ACTION_NORMALIZATIONS}, "
                 f"got {self.action_normalization!r}"
             )
-        positive = [
-            "num_video_frames",
-            "video_action_freq_ratio",
-            "global_downsample_rate",
-            "image_height",
-            "image_width",
-            "action_dim",
-            "state_dim",
-            "latent_channels",
-            "vae_spatial_factor",
-            "vae_temporal_factor",
-            "num_layers",
-            "num_heads",
-            "head_dim",
-            "wan_ffn_dim",
-            "freq_dim",
-            "text_dim",
-            "text_len",
-            "rope_max_seq_len",
-            "action_hidden_size",
-            "action_ffn_dim",
-            "und_hidden_size",
-            "und_ffn_dim",
-            "vlm_hidden_size",
-            "num_train_timesteps",
-            "num_inference_steps",
-        ]
-        for name in positive:
+        for name in _POSITIVE_INT_FIELDS:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{name}: expected a positive int, got {value!r}")

@@ -233,3 +233,32 @@ def test_bf16_runtime_keeps_precision_critical_parts_and_stays_close():
     assert out.action_velocity.dtype == torch.float32
     torch.testing.assert_close(out.action_velocity, ref.action_velocity, atol=0.1, rtol=0.05)
     torch.testing.assert_close(out.video_velocity, ref.video_velocity, atol=0.1, rtol=0.05)
+
+
+# ---------------------------------------------------------------- attention backend
+
+
+def test_sdpa_backend_equals_softmax_attention():
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 5, 3, 8, generator=g) for _ in range(3))
+    scores = torch.einsum("bqnd,bknd->bnqk", q, k) / 8**0.5
+    ref = torch.einsum("bnqk,bknd->bqnd", scores.softmax(-1), v)
+    torch.testing.assert_close(attention(q, k, v, backend="sdpa"), ref, atol=1e-5, rtol=1e-5)
+    with pytest.raises(RuntimeError, match="flash"):
+        attention(q, k, v, backend="flash")  # CPU tensors: flash-attn cannot run
+    with pytest.raises(ValueError, match="backend"):
+        attention(q, k, v, backend="xformers")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_bf16_forward_matches_cpu_fp32():
+    torch.manual_seed(0)
+    m = MotusModel(CFG).eval()
+    torch.nn.init.normal_(m.action_expert.decoder.action_head[0].weight, std=0.2)
+    x = make_inputs()
+    ref = run(m, x)
+    m.to_runtime("cuda")
+    out = run(m, {k: v.cuda() for k, v in x.items()})
+    torch.testing.assert_close(out.action_velocity.cpu(), ref.action_velocity, atol=0.1, rtol=0.05)
+    torch.testing.assert_close(out.video_velocity.cpu(), ref.video_velocity, atol=0.1, rtol=0.05)
