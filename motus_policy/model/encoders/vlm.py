@@ -1,0 +1,219 @@
+"""Frozen Qwen3-VL feature extractor for the understanding expert (reference §1.4).
+
+Motus reads the **last hidden state of the language model** for every prompt token (template,
+text and image tokens); no pooling, no lm_head. The prompt is one user message holding the
+T-layout composite and the instruction. The official code differs between training
+(image then text, generation prompt) and deployment (text then image, no generation prompt);
+both are selectable here (reference §9.5). Default: the deployment order.
+
+We build the processor inputs ourselves instead of using ``Qwen3VLProcessor``: in transformers
+5.23 that class requires torchvision for its video processor, which is not installed. The steps
+are the processor's: chat template -> expand each ``<|image_pad|>`` to ``t*h*w / merge^2``
+copies -> tokenize; ``pixel_values``/``image_grid_thw`` from the Qwen2-VL image processor; and
+``mm_token_type_ids`` (0 text, 1 image), which transformers 5.x requires whenever
+``image_grid_thw`` is passed (platform.md §6 (c)).
+
+Features are cached per observation (key: image bytes + instruction): the official loop re-runs
+the VLM at every denoising step with identical inputs (reference §2.2, §8).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from transformers import PreTrainedTokenizerBase, Qwen3VLForConditionalGeneration
+
+
+@dataclass(frozen=True)
+class VLMConfig:
+    """Prompt construction and caching for :class:`VLMFeatureExtractor`.
+
+    Attributes:
+        content_order: "text_image" (official deployment) or "image_text" (official training).
+        add_generation_prompt: append the assistant turn header (training: True; deploy: False).
+        image_token: placeholder token the chat template emits per image.
+        cache_size: observations kept in the feature cache (0 disables it).
+    """
+
+    content_order: Literal["text_image", "image_text"] = "text_image"
+    add_generation_prompt: bool = False
+    image_token: str = "<|image_pad|>"
+    cache_size: int = 4
+
+    def __post_init__(self) -> None:
+        if self.content_order not in ("text_image", "image_text"):
+            raise ValueError(
+                "VLMConfig.content_order: expected 'text_image' or 'image_text', "
+                f"got {self.content_order!r}"
+            )
+        if self.cache_size < 0:
+            raise ValueError(f"VLMConfig.cache_size: expected >= 0, got {self.cache_size}")
+
+
+def observation_key(image: np.ndarray, instruction: str) -> str:
+    """Cache key of one (image, instruction) pair: blake2b of the pixels, shape and text."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(str(image.shape).encode())
+    h.update(np.ascontiguousarray(image).tobytes())
+    h.update(instruction.encode())
+    return h.hexdigest()
+
+
+class VLMFeatureExtractor:
+    """(image, instruction) pairs -> Qwen3-VL last hidden states.
+
+    Thread-safety: none; call from the inference thread only.
+
+    Args:
+        model: a ``Qwen3VLForConditionalGeneration`` (frozen here: eval, no grad).
+        tokenizer: the Qwen3-VL tokenizer, with a chat template.
+        image_processor: a Qwen2-VL-style image processor (``Qwen2VLImageProcessorPil``),
+            giving ``pixel_values`` and ``image_grid_thw``.
+        config: prompt order and cache size.
+    """
+
+    def __init__(
+        self,
+        model: Qwen3VLForConditionalGeneration,
+        tokenizer: PreTrainedTokenizerBase,
+        image_processor,
+        config: VLMConfig | None = None,
+    ) -> None:
+        self.model = model.eval().requires_grad_(False)
+        self.tokenizer = tokenizer
+        self.image_processor = image_processor
+        self.config = config or VLMConfig()
+        self.image_token_id = int(tokenizer.convert_tokens_to_ids(self.config.image_token))
+        if self.image_token_id != int(model.config.image_token_id):
+            raise ValueError(
+                f"tokenizer id of {self.config.image_token!r} is {self.image_token_id}, but the "
+                f"model expects image_token_id={model.config.image_token_id}"
+            )
+        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def dim(self) -> int:
+        """Width of the features (2048 for Qwen3-VL-2B)."""
+        return int(self.model.config.text_config.hidden_size)
+
+    def clear_cache(self) -> None:
+        """Forget cached features and reset the counters."""
+        self._cache.clear()
+        self.hits = self.misses = 0
+
+    def _prompt(self, instruction: str) -> str:
+        text = {"type": "text", "text": instruction}
+        image = {"type": "image"}
+        content = [text, image] if self.config.content_order == "text_image" else [image, text]
+        return self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": content}],
+            tokenize=False,
+            add_generation_prompt=self.config.add_generation_prompt,
+        )
+
+    def build_inputs(self, images: list[np.ndarray], instructions: list[str]) -> dict:
+        """Processor-equivalent model inputs for a batch (right-padded).
+
+        Args:
+            images: B uint8 (H, W, 3) RGB images (the T-layout composite).
+            instructions: B strings.
+
+        Returns:
+            dict with ``input_ids``/``attention_mask``/``mm_token_type_ids`` long (B, L),
+            ``pixel_values`` float (sum of patches, C*t*p*p) and ``image_grid_thw`` long (B, 3).
+
+        Raises:
+            ValueError: mismatched batch sizes or a non-uint8 image.
+        """
+        if len(images) != len(instructions):
+            raise ValueError(f"got {len(images)} images but {len(instructions)} instructions")
+        for img in images:
+            if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+                raise ValueError(f"images: expected uint8 (H, W, 3), got {img.dtype} {img.shape}")
+        vis = self.image_processor(images=list(images), return_tensors="pt")
+        merge = int(self.image_processor.merge_size) ** 2
+        texts = []
+        for instr, thw in zip(instructions, vis["image_grid_thw"], strict=True):
+            n = int(thw.prod()) // merge
+            prompt = self._prompt(instr)
+            if prompt.count(self.config.image_token) != 1:
+                raise ValueError(
+                    f"chat template produced {prompt.count(self.config.image_token)} "
+                    f"{self.config.image_token!r} placeholders, expected 1"
+                )
+            texts.append(prompt.replace(self.config.image_token, self.config.image_token * n))
+        side = self.tokenizer.padding_side
+        self.tokenizer.padding_side = "right"
+        try:
+            enc = self.tokenizer(
+                texts, padding=True, add_special_tokens=False, return_tensors="pt"
+            )
+        finally:
+            self.tokenizer.padding_side = side
+        ids = enc["input_ids"]
+        return {
+            "input_ids": ids,
+            "attention_mask": enc["attention_mask"],
+            "mm_token_type_ids": (ids == self.image_token_id).long(),
+            "pixel_values": vis["pixel_values"],
+            "image_grid_thw": vis["image_grid_thw"],
+        }
+
+    @torch.no_grad()
+    def _run(self, inputs: dict) -> torch.Tensor:
+        device = next(self.model.parameters()).device
+        dtype = next(self.model.parameters()).dtype
+        kw = {k: v.to(device) for k, v in inputs.items()}
+        kw["pixel_values"] = kw["pixel_values"].to(dtype)
+        return self.model.model(**kw).last_hidden_state
+
+    def features(
+        self, images: list[np.ndarray], instructions: list[str], use_cache: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Last-hidden-state features of each (image, instruction) pair.
+
+        Args:
+            images: B uint8 (H, W, 3) RGB composites.
+            instructions: B strings (the same text given to T5).
+            use_cache: look up / store per-pair features in the LRU cache.
+
+        Returns:
+            ``features`` (B, L, hidden) in the model dtype, right-padded with zeros to the longest
+            prompt L, and ``mask`` bool (B, L), True on real tokens.
+        """
+        keys = [observation_key(img, t) for img, t in zip(images, instructions, strict=True)]
+        rows: dict[int, torch.Tensor] = {}
+        todo = []
+        for i, k in enumerate(keys):
+            if use_cache and self.config.cache_size and k in self._cache:
+                self._cache.move_to_end(k)
+                rows[i] = self._cache[k]
+                self.hits += 1
+            else:
+                todo.append(i)
+        if todo:
+            # One prompt per pair, run separately: batching with right padding changes nothing
+            # for the real rows (causal LM), but per-pair runs keep cached and fresh rows equal.
+            for i in todo:
+                inp = self.build_inputs([images[i]], [instructions[i]])
+                rows[i] = self._run(inp)[0].clone()
+                self.misses += 1
+                if use_cache and self.config.cache_size:
+                    self._cache[keys[i]] = rows[i]
+                    while len(self._cache) > self.config.cache_size:
+                        self._cache.popitem(last=False)
+        seq = [rows[i] for i in range(len(keys))]
+        L = max(r.shape[0] for r in seq)
+        feats = seq[0].new_zeros(len(seq), L, seq[0].shape[-1])
+        mask = torch.zeros(len(seq), L, dtype=torch.bool, device=feats.device)
+        for i, r in enumerate(seq):
+            feats[i, : r.shape[0]] = r
+            mask[i, : r.shape[0]] = True
+        return feats, mask
