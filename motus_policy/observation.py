@@ -233,6 +233,17 @@ class ObservationAssembler:
             return exc
         return None
 
+    def state_problem(self) -> str | None:
+        """Why :meth:`latest_state` is None ("<arm>: <reason>"), or None when it is not."""
+        with self._lock:
+            for arm, _ in self.config.arm_joint_names:
+                s = self._joints.get(arm)
+                if s is None:
+                    return f"{arm}: missing: nothing received yet"
+                if s.problem is not None:
+                    return f"{arm}: {s.problem}"
+        return None
+
     def latest_state(self) -> np.ndarray | None:
         """float32 (14,) from the latest valid joint states regardless of age, or None."""
         with self._lock:
