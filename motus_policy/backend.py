@@ -89,3 +89,35 @@ def check_mode(mode: str) -> str:
     if mode not in MODES:
         raise ValueError(f"mode: expected one of {list(MODES)}, got {mode!r}")
     return mode
+
+
+BACKENDS = ("scripted", "hold", "motus")
+
+
+def make_backend(kind: str, **kwargs) -> PolicyBackend:
+    """Build a backend by name; imports lazily so torch is only loaded for ``motus``.
+
+    Args:
+        kind: ``scripted``, ``hold`` or ``motus``.
+        **kwargs: ``config`` (a ScriptedConfig) for the fakes; for ``motus`` passed to
+            ``motus_policy.backend_motus.MotusBackend(**kwargs)``.
+
+    Raises:
+        ValueError: unknown kind.
+        ImportError: ``motus`` requested but :mod:`motus_policy.backend_motus` is not available.
+    """
+    if kind in ("scripted", "hold"):
+        from motus_policy import backend_fakes
+
+        cls = backend_fakes.ScriptedBackend if kind == "scripted" else backend_fakes.HoldBackend
+        return cls(kwargs.get("config"))
+    if kind == "motus":
+        try:
+            from motus_policy.backend_motus import MotusBackend
+        except ImportError as exc:
+            raise ImportError(
+                "backend 'motus' needs motus_policy.backend_motus.MotusBackend (the Motus model "
+                f"package and torch); import failed: {exc}"
+            ) from exc
+        return MotusBackend(**kwargs)
+    raise ValueError(f"backend: expected one of {list(BACKENDS)}, got {kind!r}")

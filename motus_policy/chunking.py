@@ -200,6 +200,18 @@ class ChunkScheduler:
                 self._last_target = value
             return value
 
+    def preview(self, t_ns: np.ndarray) -> np.ndarray | None:
+        """float64 (K, 14) targets at future times ``t_ns`` (K,) without side effects."""
+        with self._lock:
+            if not self._plans:
+                return None
+            return np.stack([self._current(int(t)) for t in t_ns])
+
+    def plan_end_ns(self) -> int | None:
+        """Time of the newest plan's last action, or None without a plan."""
+        with self._lock:
+            return self._plans[-1].end_ns if self._plans else None
+
     def plan_stamps_ns(self) -> np.ndarray:
         """int64 knot times of the newest plan (anchor first); empty without a plan."""
         with self._lock:

@@ -265,6 +265,25 @@ class PolicyRuntime:
         self.last_tick = TickResult(res.command, res.held, res.reason, new_plan, res.clamped)
         return self.last_tick
 
+    def trajectory(self, now_ns: int) -> tuple[np.ndarray, np.ndarray] | tuple[None, str]:
+        """The plan from ``now_ns`` to its end at the action period, gated as a whole.
+
+        Returns:
+            ``(stamps_ns (K,), points (K, 14))`` for a JointTrajectory, or ``(None, reason)``.
+        """
+        end = self.scheduler.plan_end_ns()
+        if end is None or end <= now_ns:
+            return None, "no plan"
+        k = max(1, (end - now_ns) // self.period_ns)
+        stamps = now_ns + np.arange(1, k + 1, dtype=np.int64) * self.period_ns
+        points = self.scheduler.preview(stamps)
+        if points is None:
+            return None, "no plan"
+        gated, reason = self.gate.check_path(points, self.period_ns / 1e9)
+        if gated is None:
+            return None, reason
+        return stamps, gated
+
     def pop_frames(self) -> list[tuple[int, np.ndarray]]:
         """Imagined frames received since the last call: (expected stamp ns, uint8 (H, W, 3))."""
         with self._lock:

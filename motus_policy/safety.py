@@ -198,6 +198,32 @@ class SafetyGate:
         self.last_command = self.last_command + step
         return GateResult(self.last_command.copy(), False, None, clamped)
 
+    def check_path(self, points: np.ndarray, dt_s: float) -> tuple[np.ndarray | None, str | None]:
+        """Gate a whole trajectory (JointTrajectory output) starting from the last command.
+
+        Args:
+            points: float (K, 14) targets spaced ``dt_s`` apart, the first ``dt_s`` from now.
+            dt_s: spacing of the points, seconds.
+
+        Returns:
+            ``(points, None)`` with per-step velocity clamping applied, or ``(None, reason)`` if
+            any point is rejected (NaN, out of limits), the gate is inactive or e-stopped.
+        """
+        if self.estop_reason is not None:
+            return None, f"e-stop latched: {self.estop_reason}"
+        if not self.active or self.last_command is None:
+            return None, "inactive"
+        out = np.empty_like(np.asarray(points, dtype=np.float64))
+        prev = self.last_command
+        step_max = self._step_max * (dt_s / self.config.control_period_s)
+        for k, p in enumerate(points):
+            reason = self.violation(p)
+            if reason is not None:
+                return None, f"point {k}: {reason}"
+            prev = prev + np.clip(p - prev, -step_max, step_max)
+            out[k] = prev
+        return out, None
+
     @property
     def ramping(self) -> bool:
         """True while a ramp-in is in progress."""
