@@ -1,16 +1,25 @@
-"""Message builders for the policy node: commands, trajectories, status and diagnostics."""
+"""Message conversion for the policy node: inputs, commands, trajectories, status, diagnostics."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import numpy as np
 from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from motus_policy.ros.conversions import joint_state_to_msg, ns_to_time
+from motus_policy.observation import ObservationAssembler
+from motus_policy.ros.conversions import (
+    joint_state_to_msg,
+    msg_to_image,
+    msg_to_positions,
+    ns_to_time,
+    time_to_ns,
+)
 from motus_recorder import schema
 from motus_recorder.profile import ArmProfile, RobotProfile
 
@@ -84,3 +93,33 @@ def diagnostics_msg(node_name: str, status: dict, stamp_ns: int) -> DiagnosticAr
     arr = DiagnosticArray(status=[st])
     arr.header.stamp = ns_to_time(stamp_ns)
     return arr
+
+
+def image_callback(assembler: Callable[[], ObservationAssembler], name: str):
+    """Subscription callback: sensor_msgs/Image -> ``assembler().update_image`` (or invalid)."""
+
+    def cb(msg: Image) -> None:
+        stamp = time_to_ns(msg.header.stamp)
+        try:
+            img = msg_to_image(msg)
+        except ValueError as exc:
+            assembler().mark_invalid(name, str(exc), stamp)
+            return
+        assembler().update_image(name, img, stamp)
+
+    return cb
+
+
+def joints_callback(assembler: Callable[[], ObservationAssembler], arm: str, names: list[str]):
+    """Subscription callback: sensor_msgs/JointState -> ``assembler().update_joints``."""
+
+    def cb(msg: JointState) -> None:
+        stamp = time_to_ns(msg.header.stamp)
+        try:
+            q = msg_to_positions(msg, names)
+        except ValueError as exc:
+            assembler().mark_invalid(arm, str(exc), stamp)
+            return
+        assembler().update_joints(arm, q, stamp)
+
+    return cb

@@ -37,15 +37,12 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from motus_policy.backend import make_backend
-from motus_policy.backend_fakes import FAULTS, ScriptedConfig
 from motus_policy.config import PolicyRuntimeConfig
-from motus_policy.ros import policy_io
-from motus_policy.ros.conversions import image_to_msg, msg_to_image, msg_to_positions, time_to_ns
-from motus_policy.ros.params import dataclass_from_params, declare_dataclass, replace_from_changes
-from motus_policy.runtime import RUNTIME_SETTABLE, PolicyRuntime
+from motus_policy.ros import policy_io, policy_params
+from motus_policy.ros.conversions import image_to_msg
+from motus_policy.ros.params import dataclass_from_params
+from motus_policy.runtime import PolicyRuntime
 from motus_recorder.profile import load_profile
-
-_SCRIPTED_EXCLUDE = ("action_rate_hz", "frame_hw")
 
 
 class PolicyNode(LifecycleNode):
@@ -53,16 +50,7 @@ class PolicyNode(LifecycleNode):
 
     def __init__(self, **kwargs):
         super().__init__("motus_policy", **kwargs)
-        self.declare_parameter("profile", "aloha_sim")
-        self.declare_parameter("backend", "scripted")
-        self.declare_parameter("image_height", 0)  # 0: the profile's size
-        self.declare_parameter("image_width", 0)
-        self.declare_parameter("status_period_s", 0.5)
-        self.declare_parameter("motus.checkpoint", "")
-        self.declare_parameter("motus.device", "auto")
-        fixed = [f for f in PolicyRuntimeConfig.field_names() if f not in RUNTIME_SETTABLE]
-        declare_dataclass(self, PolicyRuntimeConfig, read_only=fixed)
-        declare_dataclass(self, ScriptedConfig, "scripted.", exclude=_SCRIPTED_EXCLUDE)
+        policy_params.declare(self)
         self.add_on_set_parameters_callback(self._validate_params)
         self.add_post_set_parameters_callback(self._apply_params)
         self.runtime: PolicyRuntime | None = None
@@ -92,16 +80,7 @@ class PolicyNode(LifecycleNode):
         p = self.get_parameter
         self.profile = load_profile(p("profile").value)
         kind = p("backend").value
-        if kind == "motus":
-            kwargs = {"profile": self.profile, "checkpoint": p("motus.checkpoint").value}
-            kwargs["device"] = p("motus.device").value
-        else:
-            sc = dataclass_from_params(
-                self, ScriptedConfig, "scripted.", _SCRIPTED_EXCLUDE,
-                action_rate_hz=self.profile.record_rate_hz,
-            )  # fmt: skip
-            kwargs = {"config": sc}
-        backend = make_backend(kind, **kwargs)
+        backend = make_backend(kind, **policy_params.backend_kwargs(self, kind, self.profile))
         config = dataclass_from_params(self, PolicyRuntimeConfig)
         hw = (p("image_height").value, p("image_width").value)
         self.runtime = PolicyRuntime(
@@ -112,26 +91,21 @@ class PolicyNode(LifecycleNode):
         self._create_entities(config)
 
     def _create_entities(self, config: PolicyRuntimeConfig) -> None:
-        prof, e = self.profile, self._entities
+        prof, e, qos = self.profile, self._entities, qos_profile_sensor_data
+        asm = lambda: self.runtime.assembler  # noqa: E731
         for cam in prof.cameras:
-            cb = self._image_cb(cam.name)
-            e.append(self.create_subscription(Image, cam.topic, cb, qos_profile_sensor_data))
+            cb = policy_io.image_callback(asm, cam.name)
+            e.append(self.create_subscription(Image, cam.topic, cb, qos))
         for arm, names, _ in policy_io.arm_slices(prof):
-            cb = self._joints_cb(arm.name, names)
-            e.append(
-                self.create_subscription(JointState, arm.state_topic, cb, qos_profile_sensor_data)
-            )
+            cb = policy_io.joints_callback(asm, arm.name, names)
+            e.append(self.create_subscription(JointState, arm.state_topic, cb, qos))
         e.append(self.create_subscription(String, "~/instruction", self._on_instruction, 10))
         iface = config.output_interface
         self.interface = prof.command_interface if iface == "profile" else iface
-        if self.interface == "joint_state":
-            self._cmd_pubs = [
-                self.create_publisher(JointState, a.command_topic, 10) for a in prof.arms
-            ]
-        else:
-            self._cmd_pubs = [
-                self.create_publisher(JointTrajectory, a.trajectory_topic, 10) for a in prof.arms
-            ]
+        typ, attr = (JointState, "command_topic")
+        if self.interface == "joint_trajectory":
+            typ, attr = (JointTrajectory, "trajectory_topic")
+        self._cmd_pubs = [self.create_publisher(typ, getattr(a, attr), 10) for a in prof.arms]
         self._frames_pub = self.create_publisher(Image, "~/imagined_frames", 10)
         self._status_pub = self.create_publisher(String, "~/status", 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -192,30 +166,6 @@ class PolicyNode(LifecycleNode):
         self._destroy_entities()
 
     # -- inputs --------------------------------------------------------------------------------
-    def _image_cb(self, name: str):
-        def cb(msg: Image) -> None:
-            stamp = time_to_ns(msg.header.stamp)
-            try:
-                img = msg_to_image(msg)
-            except ValueError as exc:
-                self.runtime.assembler.mark_invalid(name, str(exc), stamp)
-                return
-            self.runtime.assembler.update_image(name, img, stamp)
-
-        return cb
-
-    def _joints_cb(self, arm: str, names: list[str]):
-        def cb(msg: JointState) -> None:
-            stamp = time_to_ns(msg.header.stamp)
-            try:
-                q = msg_to_positions(msg, names)
-            except ValueError as exc:
-                self.runtime.assembler.mark_invalid(arm, str(exc), stamp)
-                return
-            self.runtime.assembler.update_joints(arm, q, stamp)
-
-        return cb
-
     def _on_instruction(self, msg: String) -> None:
         self.set_parameters([rclpy.parameter.Parameter("instruction", value=msg.data)])
 
@@ -266,30 +216,15 @@ class PolicyNode(LifecycleNode):
 
     # -- parameters and services ---------------------------------------------------------------
     def _validate_params(self, params) -> SetParametersResult:
-        try:
-            cfg = replace_from_changes(self._current_config(), params)
-            if self.runtime is not None and cfg.n_execute > self.runtime.backend.chunk_size:
-                raise ValueError(f"n_execute: expected <= chunk size, got {cfg.n_execute}")
-            for prm in params:
-                if prm.name == "scripted.fault" and prm.value not in FAULTS:
-                    raise ValueError(f"scripted.fault: expected one of {list(FAULTS)}")
-        except (ValueError, TypeError) as exc:
-            return SetParametersResult(successful=False, reason=str(exc))
-        return SetParametersResult(successful=True)
+        ok, reason = policy_params.validate(self.runtime, self._config_from_params, params)
+        return SetParametersResult(successful=ok, reason=reason)
 
-    def _current_config(self) -> PolicyRuntimeConfig:
-        if self.runtime is not None:
-            return self.runtime.config
+    def _config_from_params(self) -> PolicyRuntimeConfig:
         return dataclass_from_params(self, PolicyRuntimeConfig)
 
     def _apply_params(self, params) -> None:
-        if self.runtime is None:
-            return
-        self.runtime.update_config(replace_from_changes(self.runtime.config, params))
-        backend_cfg = getattr(self.runtime.backend, "config", None)
-        for prm in params:  # live knobs of the scripted fakes (tests, demos)
-            if prm.name.startswith("scripted.") and isinstance(backend_cfg, ScriptedConfig):
-                setattr(backend_cfg, prm.name.removeprefix("scripted."), prm.value)
+        if self.runtime is not None:
+            policy_params.apply(self.runtime, params)
 
     def _on_estop(self, request, response):
         if self.runtime is not None:
