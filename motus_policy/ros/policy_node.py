@@ -28,6 +28,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.subscription import Subscription
 from rclpy.timer import Timer
@@ -167,7 +168,7 @@ class PolicyNode(LifecycleNode):
 
     # -- inputs --------------------------------------------------------------------------------
     def _on_instruction(self, msg: String) -> None:
-        self.set_parameters([rclpy.parameter.Parameter("instruction", value=msg.data)])
+        self.set_parameters([Parameter("instruction", value=msg.data)])
 
     # -- control -------------------------------------------------------------------------------
     def _control_tick(self) -> None:

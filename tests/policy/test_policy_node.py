@@ -173,3 +173,43 @@ def test_policy_node_end_to_end(spawn_node, ros_context, spin_in_background):
     assert robot.call(robot.estop, Trigger.Request()).success
     robot.wait_status(lambda s: s["state"] == "estop", "e-stop")
     assert robot.transition(Transition.TRANSITION_DEACTIVATE)
+
+
+def test_trajectory_output_and_lifecycle_cleanup(spawn_node, ros_context, spin_in_background):
+    from lifecycle_msgs.msg import Transition
+    from trajectory_msgs.msg import JointTrajectory
+
+    from motus_policy.ros.conversions import time_to_ns
+    from motus_recorder.profile import load_profile
+
+    profile = load_profile("aloha_sim")
+    node = spawn_node(
+        "motus_policy.ros.policy_node",
+        "-p", f"image_height:={HW[0]}", "-p", f"image_width:={HW[1]}",
+        "-p", "output_interface:=joint_trajectory", "-p", "strategy:=sync",
+        "-p", "n_execute:=8", "-p", "mode:=vla",
+    )  # fmt: skip
+    node.wait_for("READY")
+    robot = FakeRobot(ros_context, profile)
+    trajs: list[JointTrajectory] = []
+    robot.node.create_subscription(
+        JointTrajectory, profile.arms[1].trajectory_topic, trajs.append, 10
+    )
+    spin_in_background(robot.node, ros_context)
+    time.sleep(0.5)
+    assert robot.transition(Transition.TRANSITION_CONFIGURE), node.output()
+    assert robot.transition(Transition.TRANSITION_ACTIVATE), node.output()
+    robot.wait_status(lambda s: s["chunks"] >= 3, "three chunks")
+    plans = [t for t in trajs if len(t.points) > 1]
+    assert plans, f"no multi-point trajectory among {len(trajs)}"
+    t = plans[-1]
+    assert list(t.joint_names) == [*profile.arms[1].joint_names, "right_gripper"]
+    first = t.points[0].time_from_start
+    assert first.sec == 0 and first.nanosec == 0  # header.stamp is the first point's time
+    assert time_to_ns(t.header.stamp) > 0
+    pts = np.array([p.positions for p in t.points])
+    assert np.all(pts >= profile.position_min[7:]) and np.all(pts <= profile.position_max[7:])
+    assert robot.transition(Transition.TRANSITION_DEACTIVATE)
+    robot.wait_status(lambda s: s["state"] == "inactive", "inactive")
+    assert robot.transition(Transition.TRANSITION_CLEANUP)
+    assert robot.transition(Transition.TRANSITION_CONFIGURE), node.output()  # re-configurable
