@@ -16,6 +16,7 @@ like a GPU backend that releases the GIL.
 from __future__ import annotations
 
 import argparse
+import sys
 import threading
 import time
 
@@ -23,7 +24,7 @@ import numpy as np
 
 from motus_policy.backend_fakes import ScriptedBackend, ScriptedConfig
 from motus_policy.config import PolicyRuntimeConfig
-from motus_policy.runtime import PolicyRuntime
+from motus_policy.runtime import GIL_SWITCH_INTERVAL_S, PolicyRuntime
 from motus_recorder.profile import load_profile
 
 
@@ -145,13 +146,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--latency-s", type=float, default=0.15)
     ap.add_argument("--strategy", default="prefix")
     ap.add_argument("--gil-busy", action="store_true")
+    ap.add_argument(
+        "--switch-interval-ms", type=float, default=GIL_SWITCH_INTERVAL_S * 1e3,
+        help="sys.setswitchinterval in ms (the node's value by default; CPython's is 5)",
+    )  # fmt: skip
     a = ap.parse_args(argv)
+    sys.setswitchinterval(a.switch_interval_ms / 1e3)
     figures = run(a.seconds, a.rate_hz, a.latency_s, a.strategy, a.gil_busy)
     figures.update(baseline(a.seconds, a.rate_hz))
     print(
         f"policy runtime benchmark: {a.seconds:.0f} s at {a.rate_hz:.0f} Hz, strategy "
         f"{a.strategy}, backend latency {a.latency_s * 1e3:.0f} ms"
         + (" (GIL-busy)" if a.gil_busy else " (sleeping)")
+        + f", switch interval {a.switch_interval_ms:g} ms"
     )
     for key, value in figures.items():
         print(f"  {key:32s} {value:.3f}" if isinstance(value, float) else f"  {key:32s} {value}")

@@ -76,6 +76,8 @@ class InferenceWorker:
         self.last_error: str | None = None
         self.last_unavailable: ObservationUnavailable | None = None
         self.last_settings: InferSettings | None = None
+        self.prefix_error_max = 0.0
+        """Largest |chunk[:d] - prefix| seen: > 0 means the backend does not inpaint the prefix."""
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -112,6 +114,10 @@ class InferenceWorker:
         self.consecutive_errors = 0
         self.infer_ns.append(t_done - t_start)
         chunk = dataclasses.replace(chunk, latency_ns=max(0, t_done - obs.stamp_ns))
+        if prefix is not None and len(chunk) >= len(prefix):
+            err = np.abs(np.asarray(chunk.actions[: len(prefix)], np.float64) - prefix)
+            if np.all(np.isfinite(err)):
+                self.prefix_error_max = max(self.prefix_error_max, float(err.max()))
         self.last_settings = settings
         self.chunks += 1
         if settings.mode in ACTION_MODES:

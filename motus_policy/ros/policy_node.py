@@ -22,6 +22,8 @@ inference runs on the runtime's worker thread. Time is the node clock (``use_sim
 
 from __future__ import annotations
 
+import sys
+
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
@@ -42,7 +44,7 @@ from motus_policy.config import PolicyRuntimeConfig
 from motus_policy.ros import policy_io, policy_params
 from motus_policy.ros.conversions import image_to_msg
 from motus_policy.ros.params import dataclass_from_params
-from motus_policy.runtime import PolicyRuntime
+from motus_policy.runtime import GIL_SWITCH_INTERVAL_S, PolicyRuntime
 from motus_recorder.profile import load_profile
 
 
@@ -242,6 +244,7 @@ class PolicyNode(LifecycleNode):
 
 def main(args=None) -> None:
     """Run the node on a SingleThreadedExecutor."""
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)  # control thread vs inference thread
     rclpy.init(args=args)
     node = PolicyNode()
     executor = SingleThreadedExecutor()

@@ -65,6 +65,7 @@ def test_runs_then_holds_on_frozen_camera_and_recovers(fake_clock):
     assert not results[-1].held and results[-1].command is not None
     assert rig.backend.calls[-1]["prefix_len"] == 3  # d = ceil(100 ms / 40 ms)
     assert rig.rt.status(fake_clock())["scheduler"]["d"] == 3
+    assert rig.rt.status(fake_clock())["prefix_error_max"] < 1e-6  # the fake inpaints exactly
     rig.frozen.add("cam_left_wrist")
     held = [rig.step() for _ in range(12)]
     res = held[-1]
