@@ -110,6 +110,7 @@ class PolicyRuntime:
         self._new_plan = False
         self._active_since_ns: int | None = None
         self._fault_source: str | None = None
+        self._gate_pending = False
         oc = self.assembler.config
         self._streams = {c.name for c in oc.cameras} | {a for a, _ in oc.arm_joint_names}
         self.last_reason: str | None = None
@@ -160,24 +161,26 @@ class PolicyRuntime:
     def activate(self, now_ns: int, start_worker: bool = True) -> None:
         """Start control, ramping in from the current joint state.
 
+        Without a valid joint state yet, the gate arms at the first tick that has one (until
+        then every tick holds, publishing nothing, and names the missing stream).
         ``start_worker=False`` leaves the thread off (tests call ``worker.run_once`` themselves).
-
-        Raises:
-            RuntimeError: no valid joint state yet (names the problem).
         """
-        pose = self.assembler.latest_state()
-        if pose is None:
-            problem = self.assembler.state_problem()
-            raise RuntimeError(f"cannot activate without a valid joint state ({problem})")
         self.scheduler.reset()
         self.backend.reset()  # the worker is idle while inactive
-        self.gate.activate(pose, now_ns)
         self._active_since_ns = now_ns
         self._fault_source = None
+        self._gate_pending = True
+        self._arm_gate(now_ns)
         self.worker.enabled = True
         if start_worker:
             self.worker.start()
             self.worker.wake()
+
+    def _arm_gate(self, now_ns: int) -> None:
+        pose = self.assembler.latest_state()
+        if self._gate_pending and pose is not None:
+            self.gate.activate(pose, now_ns)
+            self._gate_pending = False
 
     def deactivate(self) -> None:
         """Stop inference and commanding; the arm holds its last command."""
@@ -257,6 +260,8 @@ class PolicyRuntime:
         if source in self._streams and source != self._fault_source:
             self.scheduler.reset()  # resume only with a chunk computed from fresh data
         self._fault_source = source
+        if source is None and self._active_since_ns is not None:
+            self._arm_gate(now_ns)
         if fault is not None and self.gate.estop_reason is None:
             res = self.gate.hold(fault)
         else:

@@ -6,7 +6,7 @@ Lifecycle transitions (drive them with ``/<node>/change_state``, lifecycle_msgs)
   motus) and load the model (progress logged), create subscriptions, publishers and the status
   timer. A missing backend or bad parameter fails the transition with the reason logged.
 * activate — start the inference worker and the control timer; commands ramp in from the
-  current joint state (fails if no valid joint state has arrived yet).
+  current joint state (nothing is published until every input stream is usable).
 * deactivate — stop inference and the control timer after publishing one hold command.
 * cleanup / shutdown — destroy the entities and free the backend.
 

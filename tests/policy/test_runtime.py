@@ -51,10 +51,18 @@ def test_fakes_satisfy_protocol():
     assert isinstance(HoldBackend(), PolicyBackend)
 
 
-def test_activate_needs_joint_state(fake_clock):
-    rig = Rig(fake_clock)
-    with pytest.raises(RuntimeError, match="left: missing"):
-        rig.rt.activate(fake_clock(), start_worker=False)
+def test_activation_before_any_joint_state_holds_silently_then_ramps_in(fake_clock):
+    rig = Rig(fake_clock, PolicyRuntimeConfig(ramp_in_s=0.5))
+    rig.rt.activate(fake_clock(), start_worker=False)
+    res = rig.rt.tick(fake_clock())
+    assert (
+        res.held
+        and res.command is None
+        and res.reason == "cam_high: missing: nothing received yet"
+    )
+    res = rig.step()
+    assert res.command is not None  # armed at the current pose once the streams are there
+    np.testing.assert_allclose(res.command, rig.q, atol=1e-6)
 
 
 def test_runs_then_holds_on_frozen_camera_and_recovers(fake_clock):
