@@ -161,3 +161,29 @@ def test_estop_via_runtime(fake_clock):
     rig.rt.reset_estop(fake_clock())
     res = [rig.step() for _ in range(10)][-1]
     assert not res.held
+
+
+def test_strategy_switch_at_run_time(fake_clock):
+    rig = Rig(fake_clock)
+    rig.feed()
+    rig.rt.activate(fake_clock(), start_worker=False)
+    for _ in range(10):
+        rig.step()
+    for strategy in ("temporal_ensemble", "sync", "prefix"):
+        rig.rt.update_config(dataclasses.replace(rig.rt.config, strategy=strategy))
+        assert rig.rt.scheduler.strategy == strategy
+        res = [rig.step() for _ in range(15)][-1]
+        assert not res.held, (strategy, res.reason)
+    with pytest.raises(ValueError, match="n_execute"):
+        rig.rt.update_config(dataclasses.replace(rig.rt.config, n_execute=17))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("strategy", "fast"), ("mode", "x"), ("n_execute", 0), ("num_steps", 1.5),
+     ("ramp_in_s", -1.0), ("velocity_scale", 1.5), ("watchdog_inference_s", 0.0),
+     ("output_interface", "can")],
+)  # fmt: skip
+def test_config_rejects_bad_values_naming_the_field(field, value):
+    with pytest.raises(ValueError, match=f"^{field}: expected"):
+        PolicyRuntimeConfig(**{field: value})
