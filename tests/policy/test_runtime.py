@@ -187,3 +187,20 @@ def test_strategy_switch_at_run_time(fake_clock):
 def test_config_rejects_bad_values_naming_the_field(field, value):
     with pytest.raises(ValueError, match=f"^{field}: expected"):
         PolicyRuntimeConfig(**{field: value})
+
+
+def test_failing_backend_holds_after_repeated_errors(fake_clock):
+    rig = Rig(fake_clock)
+    rig.feed()
+    rig.rt.activate(fake_clock(), start_worker=False)
+    for _ in range(10):
+        rig.step()
+
+    def boom(obs, **kw):
+        raise RuntimeError("CUDA out of memory")
+
+    rig.backend.infer = boom
+    results = [rig.step() for _ in range(40)]
+    assert results[-1].held
+    assert results[-1].reason.endswith("x): RuntimeError: CUDA out of memory")
+    assert rig.rt.worker.errors >= 3
