@@ -1,0 +1,264 @@
+"""``policy_node``: the Motus policy as a ROS 2 lifecycle node around :class:`PolicyRuntime`.
+
+Lifecycle transitions (drive them with ``/<node>/change_state``, lifecycle_msgs):
+
+* configure — load the profile, build the backend (parameter ``backend``: scripted | hold |
+  motus) and load the model (progress logged), create subscriptions, publishers and the status
+  timer. A missing backend or bad parameter fails the transition with the reason logged.
+* activate — start the inference worker and the control timer; commands ramp in from the
+  current joint state (nothing is published until every input stream is usable).
+* deactivate — stop inference and the control timer after publishing one hold command.
+* cleanup / shutdown — destroy the entities and free the backend.
+
+Topics: subscribes to the profile's camera topics, per-arm ``state_topic`` and ``~/instruction``
+(std_msgs/String); publishes per arm a JointState command stream at the control rate on
+``command_topic`` or JointTrajectory messages on ``trajectory_topic`` (profile
+``command_interface``, or parameter ``output_interface``), ``~/imagined_frames``, ``~/status``
+(JSON) and ``/diagnostics``. Services ``~/estop`` and ``~/reset_estop`` (std_srvs/Trigger).
+
+Threads: subscriptions, timers and services run on one SingleThreadedExecutor (platform.md §1.4);
+inference runs on the runtime's worker thread. Time is the node clock (``use_sim_time`` works).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import Node as LifecycleNode
+from rclpy.lifecycle import State, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data
+from rclpy.subscription import Subscription
+from rclpy.timer import Timer
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from motus_policy.backend import make_backend
+from motus_policy.config import PolicyRuntimeConfig
+from motus_policy.ros import policy_io, policy_params
+from motus_policy.ros.conversions import image_to_msg
+from motus_policy.ros.params import dataclass_from_params
+from motus_policy.runtime import GIL_SWITCH_INTERVAL_S, PolicyRuntime
+from motus_recorder.profile import load_profile
+
+
+class PolicyNode(LifecycleNode):
+    """See the module docstring."""
+
+    def __init__(self, **kwargs):
+        super().__init__("motus_policy", **kwargs)
+        policy_params.declare(self)
+        self.add_on_set_parameters_callback(self._validate_params)
+        self.add_post_set_parameters_callback(self._apply_params)
+        self.runtime: PolicyRuntime | None = None
+        self._entities: list = []
+        self._timer = None
+        self._last_reason: str | None = None
+        self.create_service(Trigger, "~/estop", self._on_estop)
+        self.create_service(Trigger, "~/reset_estop", self._on_reset_estop)
+        self.get_logger().info("READY (unconfigured; configure via ~/change_state)")
+
+    def _now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        """Build and load the backend, create the I/O entities."""
+        try:
+            self._configure()
+        except Exception as exc:  # noqa: BLE001 - report any failure as a failed transition
+            self.get_logger().error(f"configure failed: {type(exc).__name__}: {exc}")
+            self._destroy_entities()
+            return TransitionCallbackReturn.FAILURE
+        self.get_logger().info("CONFIGURED")
+        return TransitionCallbackReturn.SUCCESS
+
+    def _configure(self) -> None:
+        p = self.get_parameter
+        self.profile = load_profile(p("profile").value)
+        kind = p("backend").value
+        backend = make_backend(kind, **policy_params.backend_kwargs(self, kind, self.profile))
+        config = dataclass_from_params(self, PolicyRuntimeConfig)
+        hw = (p("image_height").value, p("image_width").value)
+        self.runtime = PolicyRuntime(
+            self.profile, config, backend, self._now_ns, hw if all(hw) else None
+        )
+        self.get_logger().info(f"loading backend {kind!r} ...")
+        self.runtime.load(progress=lambda line: self.get_logger().info(f"load: {line}"))
+        self._create_entities(config)
+
+    def _create_entities(self, config: PolicyRuntimeConfig) -> None:
+        prof, e, qos = self.profile, self._entities, qos_profile_sensor_data
+        asm = lambda: self.runtime.assembler  # noqa: E731
+        for cam in prof.cameras:
+            cb = policy_io.image_callback(asm, cam.name)
+            e.append(self.create_subscription(Image, cam.topic, cb, qos))
+        for arm, names, _ in policy_io.arm_slices(prof):
+            cb = policy_io.joints_callback(asm, arm.name, names)
+            e.append(self.create_subscription(JointState, arm.state_topic, cb, qos))
+        e.append(self.create_subscription(String, "~/instruction", self._on_instruction, 10))
+        iface = config.output_interface
+        self.interface = prof.command_interface if iface == "profile" else iface
+        typ, attr = (JointState, "command_topic")
+        if self.interface == "joint_trajectory":
+            typ, attr = (JointTrajectory, "trajectory_topic")
+        self._cmd_pubs = [self.create_publisher(typ, getattr(a, attr), 10) for a in prof.arms]
+        self._frames_pub = self.create_publisher(Image, "~/imagined_frames", 10)
+        self._status_pub = self.create_publisher(String, "~/status", 10)
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        e += [*self._cmd_pubs, self._frames_pub, self._status_pub, self._diag_pub]
+        e.append(
+            self.create_timer(self.get_parameter("status_period_s").value, self._publish_status)
+        )
+
+    def _destroy_entities(self) -> None:
+        for ent in self._entities:
+            if isinstance(ent, Timer):
+                self.destroy_timer(ent)
+            elif isinstance(ent, Subscription):
+                self.destroy_subscription(ent)
+            else:
+                self.destroy_publisher(ent)
+        self._entities = []
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        """Start inference and the control timer (ramp-in from the current pose)."""
+        try:
+            self.runtime.activate(self._now_ns())
+        except RuntimeError as exc:
+            self.get_logger().error(f"activate failed: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self._timer = self.create_timer(1.0 / self.runtime.control_rate_hz, self._control_tick)
+        self.get_logger().info(f"ACTIVE at {self.runtime.control_rate_hz:.1f} Hz")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        """Stop inference and the timer; publish one hold command."""
+        self._stop_control()
+        self.get_logger().info("INACTIVE (holding)")
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop_control(self) -> None:
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+            self.runtime.deactivate()
+            self._publish_command(self.runtime.gate.hold("deactivated").command, held=True)
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        """Free the backend and the entities."""
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        """Same as cleanup, from any state."""
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release(self) -> None:
+        if self.runtime is not None:
+            self._stop_control()
+            self.runtime.close()
+            self.runtime = None
+        self._destroy_entities()
+
+    # -- inputs --------------------------------------------------------------------------------
+    def _on_instruction(self, msg: String) -> None:
+        self.set_parameters([Parameter("instruction", value=msg.data)])
+
+    # -- control -------------------------------------------------------------------------------
+    def _control_tick(self) -> None:
+        now = self._now_ns()
+        res = self.runtime.tick(now)
+        if self.interface == "joint_state":
+            self._publish_command(res.command, res.held, now)
+        elif res.held and res.reason != self._last_reason:
+            self._publish_command(res.command, True, now)
+        elif res.new_plan:
+            stamps, points = self.runtime.trajectory(now)
+            if stamps is not None:
+                for pub, msg in zip(
+                    self._cmd_pubs,
+                    policy_io.trajectory_msgs(self.profile, stamps, points),
+                    strict=True,
+                ):
+                    pub.publish(msg)
+        for stamp, frame in self.runtime.pop_frames():
+            self._frames_pub.publish(image_to_msg(frame, stamp, "imagined"))
+        if res.reason != self._last_reason:
+            self._last_reason = res.reason
+            if res.held:
+                self.get_logger().warning(f"holding: {res.reason}")
+            self._publish_status()
+
+    def _publish_command(self, q, held: bool, now: int | None = None) -> None:
+        if q is None:
+            return
+        now = self._now_ns() if now is None else now
+        if self.interface == "joint_state":
+            msgs = policy_io.joint_command_msgs(self.profile, q, now)
+        else:  # a single point one control period ahead: hold in place
+            t = now + int(1e9 / self.runtime.control_rate_hz)
+            msgs = policy_io.trajectory_msgs(self.profile, [t], q[None])
+        for pub, msg in zip(self._cmd_pubs, msgs, strict=True):
+            pub.publish(msg)
+
+    def _publish_status(self) -> None:
+        if self.runtime is None:
+            return
+        now = self._now_ns()
+        st = self.runtime.status(now)
+        self._status_pub.publish(policy_io.status_msg(st))
+        self._diag_pub.publish(policy_io.diagnostics_msg(self.get_name(), st, now))
+
+    # -- parameters and services ---------------------------------------------------------------
+    def _validate_params(self, params) -> SetParametersResult:
+        ok, reason = policy_params.validate(self.runtime, self._config_from_params, params)
+        return SetParametersResult(successful=ok, reason=reason)
+
+    def _config_from_params(self) -> PolicyRuntimeConfig:
+        return dataclass_from_params(self, PolicyRuntimeConfig)
+
+    def _apply_params(self, params) -> None:
+        if self.runtime is not None:
+            policy_params.apply(self.runtime, params)
+
+    def _on_estop(self, request, response):
+        if self.runtime is not None:
+            self.runtime.estop("~/estop service")
+        response.success, response.message = self.runtime is not None, "e-stop latched"
+        return response
+
+    def _on_reset_estop(self, request, response):
+        if self.runtime is not None:
+            self.runtime.reset_estop(self._now_ns())
+        response.success, response.message = self.runtime is not None, "e-stop cleared"
+        return response
+
+
+def main(args=None) -> None:
+    """Run the node on a SingleThreadedExecutor."""
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)  # control thread vs inference thread
+    rclpy.init(args=args)
+    node = PolicyNode()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node.runtime is not None:
+            node.runtime.close()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Parameters of ``policy_node``: declaration, validation and run-time application.
+
+Every :class:`PolicyRuntimeConfig` field is a parameter of the same name (read-only unless in
+:data:`RUNTIME_SETTABLE`); the scripted fakes' knobs are ``scripted.*`` (``scripted.fault`` and
+``scripted.latency_s`` can change at run time, for tests and demos). Node-level parameters:
+``profile``, ``backend`` (scripted | hold | motus), ``image_height`` / ``image_width`` (0: the
+profile's size), ``status_period_s``, ``motus.checkpoint``, ``motus.device``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from motus_policy.backend_fakes import FAULTS, ScriptedConfig
+from motus_policy.config import PolicyRuntimeConfig
+from motus_policy.ros.params import dataclass_from_params, declare_dataclass, replace_from_changes
+from motus_policy.runtime import RUNTIME_SETTABLE, PolicyRuntime
+from motus_recorder.profile import RobotProfile
+
+SCRIPTED_PREFIX = "scripted."
+SCRIPTED_EXCLUDE = ("action_rate_hz", "frame_hw")  # from the profile / fixed
+
+
+def declare(node: Node) -> None:
+    """Declare every parameter of the policy node."""
+    node.declare_parameter("profile", "aloha_sim")
+    node.declare_parameter("backend", "scripted")
+    node.declare_parameter("image_height", 0)
+    node.declare_parameter("image_width", 0)
+    node.declare_parameter("status_period_s", 0.5)
+    node.declare_parameter("motus.checkpoint", "")
+    node.declare_parameter("motus.device", "auto")
+    fixed = [f for f in PolicyRuntimeConfig.field_names() if f not in RUNTIME_SETTABLE]
+    declare_dataclass(node, PolicyRuntimeConfig, read_only=fixed)
+    declare_dataclass(node, ScriptedConfig, SCRIPTED_PREFIX, exclude=SCRIPTED_EXCLUDE)
+
+
+def backend_kwargs(node: Node, kind: str, profile: RobotProfile) -> dict:
+    """Keyword arguments for :func:`motus_policy.backend.make_backend` from the parameters.
+
+    ``motus``: ``profile``, ``checkpoint`` (``motus.checkpoint``), ``device`` (``motus.device``).
+    Fakes: ``config`` from ``scripted.*`` with the profile's record rate as action rate.
+    """
+    if kind == "motus":
+        return {
+            "profile": profile,
+            "checkpoint": node.get_parameter("motus.checkpoint").value,
+            "device": node.get_parameter("motus.device").value,
+        }
+    cfg = dataclass_from_params(
+        node,
+        ScriptedConfig,
+        SCRIPTED_PREFIX,
+        SCRIPTED_EXCLUDE,
+        action_rate_hz=profile.record_rate_hz,
+    )
+    return {"config": cfg}
+
+
+def validate(
+    runtime: PolicyRuntime | None,
+    config_from_params: Callable[[], PolicyRuntimeConfig],
+    params: Sequence[Parameter],
+) -> tuple[bool, str]:
+    """Check a parameter change against the config's validation; returns (ok, reason)."""
+    try:
+        base = runtime.config if runtime is not None else config_from_params()
+        cfg = replace_from_changes(base, params)
+        if runtime is not None and cfg.n_execute > runtime.backend.chunk_size:
+            raise ValueError(
+                f"n_execute: expected <= chunk size {runtime.backend.chunk_size}, "
+                f"got {cfg.n_execute}"
+            )
+        for p in params:
+            if p.name == SCRIPTED_PREFIX + "fault" and p.value not in FAULTS:
+                raise ValueError(
+                    f"scripted.fault: expected one of {list(FAULTS)}, got {p.value!r}"
+                )
+    except (ValueError, TypeError) as exc:
+        return False, str(exc)
+    return True, ""
+
+
+def apply(runtime: PolicyRuntime, params: Sequence[Parameter]) -> None:
+    """Apply validated changes to the running runtime (and the scripted fakes' live knobs)."""
+    runtime.update_config(replace_from_changes(runtime.config, params))
+    backend_cfg = getattr(runtime.backend, "config", None)
+    for p in params:
+        if p.name.startswith(SCRIPTED_PREFIX) and isinstance(backend_cfg, ScriptedConfig):
+            setattr(backend_cfg, p.name.removeprefix(SCRIPTED_PREFIX), p.value)

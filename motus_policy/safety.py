@@ -1,0 +1,230 @@
+"""Safety gate: the last check before every command is published.
+
+Policy (clamp vs reject):
+
+* a non-finite target (NaN/Inf) is **rejected**: hold, reason names the joint;
+* a target outside the profile's position limits is **rejected**: hold, reason names the joint,
+  value and limit (clamping it would execute a command the model did not mean);
+* a step larger than ``velocity_max * velocity_scale * dt`` is **clamped** per joint (the
+  command moves toward the target at the limit speed; the clamped joints are reported);
+* on activation, after any hold and after an e-stop reset the command is **ramped in**: blended
+  from the pose at that moment to the target over ``ramp_in_s`` (anchors.md §3 "unsafe starts");
+* an e-stop **latches**: hold until :meth:`SafetyGate.reset_estop`.
+
+A hold republishes the last safe command (or nothing if none was ever sent): the offending command
+is never published. Watchdogs on the input streams and on inference live in the runtime, which
+calls :meth:`SafetyGate.hold` with their reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from motus_recorder.profile import RobotProfile
+
+
+@dataclass(frozen=True)
+class SafetyConfig:
+    """Limits and timing of the gate; arrays are float64 (14,) in the 14-D layout.
+
+    Attributes:
+        joint_names: the 14 names, used in reasons.
+        position_min / position_max: limits (rad / gripper unit), from the profile.
+        velocity_max: speed limits (rad/s / unit per s), from the profile.
+        control_period_s: dt of one command step.
+        ramp_in_s: ramp duration (0 disables the ramp).
+        velocity_scale: fraction (0, 1] of ``velocity_max`` allowed.
+    """
+
+    joint_names: tuple[str, ...]
+    position_min: np.ndarray
+    position_max: np.ndarray
+    velocity_max: np.ndarray
+    control_period_s: float
+    ramp_in_s: float = 1.0
+    velocity_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        n = len(self.joint_names)
+        for name in ("position_min", "position_max", "velocity_max"):
+            if np.shape(getattr(self, name)) != (n,):
+                raise ValueError(
+                    f"{name}: expected shape ({n},), got {np.shape(getattr(self, name))}"
+                )
+        if np.any(np.asarray(self.position_min) >= np.asarray(self.position_max)):
+            raise ValueError("position_min must be < position_max for every joint")
+        if self.control_period_s <= 0:
+            raise ValueError(f"control_period_s: expected > 0, got {self.control_period_s}")
+        if self.ramp_in_s < 0:
+            raise ValueError(f"ramp_in_s: expected >= 0, got {self.ramp_in_s}")
+        if not 0 < self.velocity_scale <= 1:
+            raise ValueError(f"velocity_scale: expected (0, 1], got {self.velocity_scale}")
+
+    @classmethod
+    def from_profile(
+        cls,
+        profile: RobotProfile,
+        control_rate_hz: float,
+        ramp_in_s: float = 1.0,
+        velocity_scale: float = 1.0,
+    ) -> SafetyConfig:
+        """Limits from ``profile``; dt = 1 / ``control_rate_hz``."""
+        return cls(
+            profile.joint_names,
+            profile.position_min,
+            profile.position_max,
+            profile.velocity_max,
+            1.0 / control_rate_hz,
+            ramp_in_s,
+            velocity_scale,
+        )
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """What to publish: ``command`` float64 (14,) or None (nothing safe to send yet).
+
+    ``held`` is True when ``command`` is a hold, with ``reason`` saying why; ``clamped`` names
+    joints whose step was velocity-clamped.
+    """
+
+    command: np.ndarray | None
+    held: bool
+    reason: str | None = None
+    clamped: tuple[str, ...] = ()
+
+
+class SafetyGate:
+    """Stateful gate: remembers the last safe command, the ramp and the e-stop latch.
+
+    Threads: the control thread only (e-stop services run on the same executor).
+    """
+
+    def __init__(self, config: SafetyConfig):
+        self.config = config
+        self._lo = np.asarray(config.position_min, dtype=np.float64)
+        self._hi = np.asarray(config.position_max, dtype=np.float64)
+        self._step_max = (
+            np.asarray(config.velocity_max) * config.velocity_scale * config.control_period_s
+        )
+        self.last_command: np.ndarray | None = None
+        self.active = False
+        self.estop_reason: str | None = None
+        self._ramp_from: np.ndarray | None = None
+        self._ramp_start_ns: int | None = None
+        self._rearm = False
+
+    # -- state changes -------------------------------------------------------------------------
+    def activate(self, current_pose: np.ndarray, now_ns: int) -> None:
+        """Start commanding from ``current_pose`` (finite (14,)), ramping in from it."""
+        pose = np.asarray(current_pose, dtype=np.float64)
+        if pose.shape != self._lo.shape or not np.all(np.isfinite(pose)):
+            raise ValueError(f"activate: expected a finite (14,) current pose, got {pose}")
+        self.last_command = pose.copy()
+        self.active = True
+        self._start_ramp(pose, now_ns)
+
+    def deactivate(self) -> None:
+        """Stop commanding (holds keep returning the last safe command)."""
+        self.active = False
+
+    def estop(self, reason: str = "e-stop requested") -> None:
+        """Latch the e-stop: every later step holds until :meth:`reset_estop`."""
+        self.estop_reason = reason
+
+    def reset_estop(self, current_pose: np.ndarray | None, now_ns: int) -> None:
+        """Clear the latch; ramp in again from ``current_pose`` (or the last command)."""
+        self.estop_reason = None
+        pose = self.last_command if current_pose is None else np.asarray(current_pose, float)
+        if pose is not None and np.all(np.isfinite(pose)):
+            self.last_command = pose.copy()
+            self._start_ramp(pose, now_ns)
+
+    def _start_ramp(self, pose: np.ndarray, now_ns: int) -> None:
+        self._ramp_from, self._ramp_start_ns, self._rearm = pose.copy(), now_ns, False
+
+    # -- per step ------------------------------------------------------------------------------
+    def hold(self, reason: str) -> GateResult:
+        """Hold at the last safe command; the next accepted target ramps in again."""
+        self._rearm = True
+        cmd = None if self.last_command is None else self.last_command.copy()
+        return GateResult(cmd, True, reason)
+
+    def violation(self, target: np.ndarray) -> str | None:
+        """Why ``target`` (14,) must be rejected, naming the first offending joint; or None."""
+        t = np.asarray(target, dtype=np.float64)
+        if t.shape != self._lo.shape:
+            return f"target has shape {t.shape}, expected {self._lo.shape}"
+        names = self.config.joint_names
+        bad = ~np.isfinite(t)
+        if bad.any():
+            i = int(np.argmax(bad))
+            return f"non-finite target {names[i]}={t[i]}"
+        for mask, word, lim in ((t < self._lo, "<", self._lo), (t > self._hi, ">", self._hi)):
+            if mask.any():
+                i = int(np.argmax(mask))
+                return f"target out of limits: {names[i]} = {t[i]:.4f} {word} {lim[i]:.4f}"
+        return None
+
+    def filter(self, target: np.ndarray | None, now_ns: int) -> GateResult:
+        """Gate one control step's ``target`` (float (14,) or None when there is no plan)."""
+        if self.estop_reason is not None:
+            return self.hold(f"e-stop latched: {self.estop_reason}")
+        if not self.active or self.last_command is None:
+            return self.hold("inactive")
+        if target is None:
+            return self.hold("no plan yet")
+        reason = self.violation(target)
+        if reason is not None:
+            return self.hold(reason)
+        cmd = np.asarray(target, dtype=np.float64)
+        if self._rearm:
+            self._start_ramp(self.last_command, now_ns)
+        if self._ramp_from is not None and self.config.ramp_in_s > 0:
+            alpha = (now_ns - self._ramp_start_ns) / (self.config.ramp_in_s * 1e9)
+            if alpha >= 1.0:
+                self._ramp_from = None
+            else:
+                alpha = max(alpha, 0.0)
+                cmd = (1.0 - alpha) * self._ramp_from + alpha * cmd
+        step = cmd - self.last_command
+        over = np.abs(step) > self._step_max
+        clamped: tuple[str, ...] = ()
+        if over.any():
+            step = np.clip(step, -self._step_max, self._step_max)
+            clamped = tuple(n for n, o in zip(self.config.joint_names, over, strict=True) if o)
+        self.last_command = self.last_command + step
+        return GateResult(self.last_command.copy(), False, None, clamped)
+
+    def check_path(self, points: np.ndarray, dt_s: float) -> tuple[np.ndarray | None, str | None]:
+        """Gate a whole trajectory (JointTrajectory output) starting from the last command.
+
+        Args:
+            points: float (K, 14) targets spaced ``dt_s`` apart, the first ``dt_s`` from now.
+            dt_s: spacing of the points, seconds.
+
+        Returns:
+            ``(points, None)`` with per-step velocity clamping applied, or ``(None, reason)`` if
+            any point is rejected (NaN, out of limits), the gate is inactive or e-stopped.
+        """
+        if self.estop_reason is not None:
+            return None, f"e-stop latched: {self.estop_reason}"
+        if not self.active or self.last_command is None:
+            return None, "inactive"
+        out = np.empty_like(np.asarray(points, dtype=np.float64))
+        prev = self.last_command
+        step_max = self._step_max * (dt_s / self.config.control_period_s)
+        for k, p in enumerate(points):
+            reason = self.violation(p)
+            if reason is not None:
+                return None, f"point {k}: {reason}"
+            prev = prev + np.clip(p - prev, -step_max, step_max)
+            out[k] = prev
+        return out, None
+
+    @property
+    def ramping(self) -> bool:
+        """True while a ramp-in is in progress."""
+        return self._ramp_from is not None

@@ -1,0 +1,206 @@
+"""PolicyRuntime + InferenceWorker + ScriptedBackend on a fake clock (no threads, no ROS)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from motus_policy.backend import PolicyBackend
+from motus_policy.backend_fakes import HoldBackend, ScriptedBackend, ScriptedConfig
+from motus_policy.config import PolicyRuntimeConfig
+from motus_policy.runtime import PolicyRuntime
+from motus_recorder.profile import load_profile
+
+HW = (8, 10)
+CAMS = ("cam_high", "cam_left_wrist", "cam_right_wrist")
+
+
+class Rig:
+    """Fake robot streams + runtime driven step by step on a fake clock."""
+
+    def __init__(self, clock, config=None, backend_cfg=None):
+        self.clock = clock
+        self.backend = ScriptedBackend(backend_cfg or ScriptedConfig(latency_s=0.1), clock.advance)
+        cfg = config or PolicyRuntimeConfig(strategy="prefix", n_execute=4, ramp_in_s=0.0)
+        self.rt = PolicyRuntime(load_profile("aloha_sim"), cfg, self.backend, clock, HW)
+        self.q = np.full(14, 0.1, np.float32)
+        self.frozen: set[str] = set()
+
+    def feed(self):
+        now = self.clock()
+        for name in CAMS:
+            if name not in self.frozen:
+                self.rt.assembler.update_image(name, np.zeros((*HW, 3), np.uint8), now)
+        self.rt.assembler.update_joints("left", self.q[:7], now)
+        self.rt.assembler.update_joints("right", self.q[7:], now)
+
+    def step(self, infer=True):
+        """Advance one 50 Hz control period; maybe run one worker iteration; tick."""
+        self.clock.advance(0.02)
+        self.feed()
+        if infer:
+            self.rt.worker.run_once()  # advances the fake clock by the backend latency
+            self.feed()
+        return self.rt.tick(self.clock())
+
+
+def test_fakes_satisfy_protocol():
+    assert isinstance(ScriptedBackend(), PolicyBackend)
+    assert isinstance(HoldBackend(), PolicyBackend)
+
+
+def test_activation_before_any_joint_state_holds_silently_then_ramps_in(fake_clock):
+    rig = Rig(fake_clock, PolicyRuntimeConfig(ramp_in_s=0.5))
+    rig.rt.activate(fake_clock(), start_worker=False)
+    res = rig.rt.tick(fake_clock())
+    assert (
+        res.held
+        and res.command is None
+        and res.reason == "cam_high: missing: nothing received yet"
+    )
+    res = rig.step()
+    assert res.command is not None  # armed at the current pose once the streams are there
+    np.testing.assert_allclose(res.command, rig.q, atol=1e-6)
+
+
+def test_runs_then_holds_on_frozen_camera_and_recovers(fake_clock):
+    rig = Rig(fake_clock)
+    rig.feed()
+    rig.rt.activate(fake_clock(), start_worker=False)
+    results = [rig.step() for _ in range(30)]
+    assert not results[-1].held and results[-1].command is not None
+    assert rig.backend.calls[-1]["prefix_len"] == 3  # d = ceil(100 ms / 40 ms)
+    assert rig.rt.status(fake_clock())["scheduler"]["d"] == 3
+    assert rig.rt.status(fake_clock())["prefix_error_max"] < 1e-6  # the fake inpaints exactly
+    rig.frozen.add("cam_left_wrist")
+    held = [rig.step() for _ in range(12)]
+    res = held[-1]
+    assert res.held and res.reason.startswith("cam_left_wrist: stale")
+    first_hold = next(i for i, r in enumerate(held) if r.held)
+    np.testing.assert_array_equal(res.command, held[first_hold - 1].command)  # republished
+    st = rig.rt.status(fake_clock())
+    assert st["state"] == "holding" and st["reason"].startswith("cam_left_wrist: stale")
+    rig.frozen.clear()
+    for _ in range(10):
+        res = rig.step()
+    assert not res.held
+
+
+def test_nan_joint_state_holds_and_names_joint(fake_clock):
+    rig = Rig(fake_clock)
+    rig.feed()
+    rig.rt.activate(fake_clock(), start_worker=False)
+    last = [rig.step() for _ in range(20)][-1].command
+    rig.q[3] = np.nan
+    res = rig.step()
+    assert res.held and res.reason == "left: non-finite position left_forearm_roll=nan"
+    np.testing.assert_array_equal(res.command, last)
+
+
+def test_out_of_limit_backend_output_never_published(fake_clock):
+    rig = Rig(fake_clock)
+    rig.feed()
+    rig.rt.activate(fake_clock(), start_worker=False)
+    for _ in range(10):
+        rig.step()
+    rig.backend.config.fault = "out_of_limit"
+    lim = load_profile("aloha_sim").position_max
+    cmds = [rig.step() for _ in range(30)]
+    assert cmds[-1].held and "left_shoulder" in cmds[-1].reason
+    assert all(np.all(r.command <= lim) for r in cmds)
+    rig.backend.config.fault = "nan"
+    res = [rig.step() for _ in range(30)][-1]
+    assert res.held and "non-finite target left_waist" in res.reason
+
+
+def test_inference_watchdog(fake_clock):
+    cfg = PolicyRuntimeConfig(strategy="sync", n_execute=4, watchdog_inference_s=0.5)
+    rig = Rig(fake_clock, cfg)
+    rig.feed()
+    rig.rt.activate(fake_clock(), start_worker=False)
+    for _ in range(10):
+        rig.step()
+    for _ in range(30):
+        res = rig.step(infer=False)
+    assert res.held and res.reason.startswith("watchdog: no fresh chunk for")
+
+
+def test_mode_and_instruction_switch_and_frames(fake_clock):
+    rig = Rig(fake_clock)
+    rig.feed()
+    rig.rt.activate(fake_clock(), start_worker=False)
+    rig.step()
+    frames = rig.rt.pop_frames()
+    assert len(frames) == 4 and frames[0][1].shape == (48, 64, 3)
+    assert all(s > fake_clock() - 10**9 for s, _ in frames)
+    new = dataclasses.replace(rig.rt.config, mode="vla", instruction="stack the cups")
+    rig.rt.update_config(new)
+    for _ in range(10):
+        rig.step()
+    assert rig.backend.calls[-1]["mode"] == "vla"
+    assert rig.backend.calls[-1]["instruction"] == "stack the cups"
+    assert rig.rt.pop_frames() == []
+    with pytest.raises(ValueError, match="ramp_in_s"):
+        rig.rt.update_config(dataclasses.replace(new, ramp_in_s=3.0))
+    rig.rt.update_config(dataclasses.replace(new, mode="vgm"))
+    res = rig.step()
+    assert res.held and "video only" in res.reason
+
+
+def test_estop_via_runtime(fake_clock):
+    rig = Rig(fake_clock)
+    rig.feed()
+    rig.rt.activate(fake_clock(), start_worker=False)
+    for _ in range(10):
+        rig.step()
+    rig.rt.estop("test")
+    assert rig.step().reason == "e-stop latched: test"
+    assert rig.rt.status(fake_clock())["state"] == "estop"
+    rig.rt.reset_estop(fake_clock())
+    res = [rig.step() for _ in range(10)][-1]
+    assert not res.held
+
+
+def test_strategy_switch_at_run_time(fake_clock):
+    rig = Rig(fake_clock)
+    rig.feed()
+    rig.rt.activate(fake_clock(), start_worker=False)
+    for _ in range(10):
+        rig.step()
+    for strategy in ("temporal_ensemble", "sync", "prefix"):
+        rig.rt.update_config(dataclasses.replace(rig.rt.config, strategy=strategy))
+        assert rig.rt.scheduler.strategy == strategy
+        res = [rig.step() for _ in range(15)][-1]
+        assert not res.held, (strategy, res.reason)
+    with pytest.raises(ValueError, match="n_execute"):
+        rig.rt.update_config(dataclasses.replace(rig.rt.config, n_execute=17))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("strategy", "fast"), ("mode", "x"), ("n_execute", 0), ("num_steps", 1.5),
+     ("ramp_in_s", -1.0), ("velocity_scale", 1.5), ("watchdog_inference_s", 0.0),
+     ("output_interface", "can")],
+)  # fmt: skip
+def test_config_rejects_bad_values_naming_the_field(field, value):
+    with pytest.raises(ValueError, match=f"^{field}: expected"):
+        PolicyRuntimeConfig(**{field: value})
+
+
+def test_failing_backend_holds_after_repeated_errors(fake_clock):
+    rig = Rig(fake_clock)
+    rig.feed()
+    rig.rt.activate(fake_clock(), start_worker=False)
+    for _ in range(10):
+        rig.step()
+
+    def boom(obs, **kw):
+        raise RuntimeError("CUDA out of memory")
+
+    rig.backend.infer = boom
+    results = [rig.step() for _ in range(40)]
+    assert results[-1].held
+    assert results[-1].reason.endswith("x): RuntimeError: CUDA out of memory")
+    assert rig.rt.worker.errors >= 3

@@ -1,0 +1,102 @@
+"""Safety gate: NaN / out-of-limit rejection, velocity clamp, ramp-in, e-stop latch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from motus_policy.safety import SafetyConfig, SafetyGate
+from motus_recorder.profile import load_profile
+
+S = 1_000_000_000
+T = 10 * S
+
+
+@pytest.fixture
+def profile():
+    return load_profile("aloha_sim")
+
+
+def _gate(profile, ramp_in_s=0.0, rate_hz=50.0):
+    g = SafetyGate(SafetyConfig.from_profile(profile, rate_hz, ramp_in_s=ramp_in_s))
+    g.activate(np.zeros(14), T)
+    return g
+
+
+def test_nan_target_holds_last_safe_command_and_names_joint(profile):
+    g = _gate(profile)
+    ok = g.filter(np.full(14, 0.01), T + S // 50)
+    assert not ok.held
+    bad = np.full(14, 0.02)
+    bad[8] = np.nan
+    res = g.filter(bad, T + 2 * S // 50)
+    assert res.held and res.reason == "non-finite target right_shoulder=nan"
+    np.testing.assert_array_equal(res.command, ok.command)  # the offending command is not sent
+
+
+def test_out_of_limit_target_holds_naming_the_joint(profile):
+    g = _gate(profile)
+    bad = np.zeros(14)
+    bad[2] = 1.7  # left_elbow max 1.6057
+    res = g.filter(bad, T + S // 50)
+    assert res.held and "left_elbow = 1.7000 > 1.6057" in res.reason
+    np.testing.assert_array_equal(res.command, np.zeros(14))
+    bad = np.zeros(14)
+    bad[13] = -0.5
+    assert "right_gripper = -0.5000 < 0.0000" in g.filter(bad, T).reason
+
+
+def test_velocity_clamp_limits_each_step(profile):
+    g = _gate(profile, rate_hz=50.0)
+    target = np.zeros(14)
+    target[0] = 1.0  # left_waist: 3 rad/s * 0.02 s = 0.06 rad per step
+    target[6] = 0.5  # left_gripper: 5 /s * 0.02 s = 0.1 per step
+    res = g.filter(target, T + S // 50)
+    assert res.command[0] == pytest.approx(0.06) and res.command[6] == pytest.approx(0.1)
+    assert set(res.clamped) == {"left_waist", "left_gripper"}
+    res = g.filter(target, T + 2 * S // 50)
+    assert res.command[0] == pytest.approx(0.12)
+
+
+def test_ramp_in_blends_from_current_pose(profile):
+    g = SafetyGate(SafetyConfig.from_profile(profile, 50.0, ramp_in_s=1.0))
+    pose = np.full(14, 0.2)
+    g.activate(pose, T)
+    target = np.full(14, 0.25)
+    assert g.ramping
+    res = g.filter(target, T + S // 2)
+    np.testing.assert_allclose(res.command, 0.225)  # halfway through the ramp
+    res = g.filter(target, T + S + 1)
+    np.testing.assert_allclose(res.command, 0.25)
+    assert not g.ramping
+
+
+def test_hold_then_resume_ramps_again(profile):
+    g = SafetyGate(SafetyConfig.from_profile(profile, 50.0, ramp_in_s=1.0))
+    g.activate(np.zeros(14), T)
+    g.filter(np.zeros(14), T + 2 * S)
+    assert g.hold("cam_high: stale").held
+    res = g.filter(np.full(14, 0.04), T + 3 * S)  # first step after the hold: ramp restarts
+    np.testing.assert_allclose(res.command, 0.0)
+    res = g.filter(np.full(14, 0.04), T + 3 * S + S // 4)
+    np.testing.assert_allclose(res.command, 0.01)
+
+
+def test_estop_latches_until_reset(profile):
+    g = _gate(profile)
+    g.estop("operator")
+    for k in range(3):
+        res = g.filter(np.full(14, 0.01), T + k * S)
+        assert res.held and res.reason == "e-stop latched: operator"
+    g.reset_estop(np.full(14, 0.03), T + 4 * S)
+    res = g.filter(np.full(14, 0.03), T + 4 * S + S // 50)
+    assert not res.held
+    np.testing.assert_allclose(res.command, 0.03)
+
+
+def test_inactive_gate_holds(profile):
+    g = SafetyGate(SafetyConfig.from_profile(profile, 50.0))
+    res = g.filter(np.zeros(14), T)
+    assert res.held and res.command is None and res.reason == "inactive"
+    with pytest.raises(ValueError, match="finite"):
+        g.activate(np.full(14, np.nan), T)
