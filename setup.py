@@ -19,6 +19,7 @@ NODES = {
     "piper_arm_node": "motus_policy.ros.piper_arm_node:main",
     "realsense_camera_node": "motus_policy.ros.realsense_camera_node:main",
     "teleop_node": "motus_teleop.ros.teleop_node:main",
+    "policy_node": "motus_policy.ros.policy_node:main",
 }
 CLIS = {
     "motus-bringup": "motus_policy.bringup.runner:main",
