@@ -1,0 +1,60 @@
+"""MotusBackend: the real (tiny) Motus behind the PolicyBackend protocol."""
+
+import numpy as np
+import pytest
+
+from motus_policy.backend import PolicyBackend, make_backend
+from motus_policy.backend_motus import TINY_RANDOM, MotusBackend
+from motus_policy.types import Observation
+from motus_recorder.profile import load_profile
+
+
+@pytest.fixture(scope="module")
+def backend():
+    b = MotusBackend(load_profile("aloha_sim"), TINY_RANDOM)
+    lines = []
+    b.load(progress=lines.append)
+    assert any("ready" in line for line in lines)
+    return b
+
+
+def _obs(profile, stamp_ns=2_000_000_000):
+    rng = np.random.default_rng(0)
+    images = {
+        c.name: rng.integers(0, 255, (c.height, c.width, 3), dtype=np.uint8)
+        for c in profile.cameras
+    }
+    state = (profile.position_min + profile.position_max) / 2
+    return Observation(images=images, state=state.astype(np.float32), stamp_ns=stamp_ns)
+
+
+def test_backend_implements_the_protocol_and_predicts_a_timed_chunk(backend):
+    assert isinstance(backend, PolicyBackend)
+    prof = backend.profile
+    chunk = backend.infer(
+        _obs(prof), mode="vla", num_steps=4, action_prefix=None, instruction="pick the cube"
+    )
+    assert chunk.actions.shape == (backend.chunk_size, 14)
+    assert chunk.t0_ns == 2_000_000_000
+    assert chunk.period_ns == round(1e9 / prof.record_rate_hz)
+    assert np.all(np.isfinite(chunk.actions))
+    assert chunk.frames is None  # vla decodes no frames
+
+
+def test_prefix_is_inpainted_and_joint_mode_imagines_frames(backend):
+    prof = backend.profile
+    prefix = np.tile(((prof.position_min + prof.position_max) / 2)[None], (3, 1)).astype(np.float32)
+    chunk = backend.infer(
+        _obs(prof), mode="joint", num_steps=3, action_prefix=prefix, instruction=""
+    )
+    np.testing.assert_allclose(chunk.actions[:3], prefix, atol=1e-4)
+    assert chunk.frames is not None and chunk.frames.dtype == np.uint8
+    assert len(chunk.frame_stamps_ns) == len(chunk.frames)
+
+
+def test_bad_checkpoint_arguments_name_the_parameter(tmp_path):
+    prof = load_profile("aloha_sim")
+    with pytest.raises(ValueError, match="motus.checkpoint"):
+        MotusBackend(prof, "")
+    with pytest.raises(FileNotFoundError, match="no checkpoint folder"):
+        make_backend("motus", profile=prof, checkpoint=str(tmp_path / "missing"), device="cpu")
