@@ -1,4 +1,4 @@
-"""Simulated ALOHA + operator: `ros2 launch motus_policy sim.launch.py task:=insertion`.
+"""Simulated ALOHA + Motus policy: `ros2 launch motus_policy sim.launch.py task:=insertion`.
 
 Reads config/bringup/sim.yaml through motus_policy.bringup, the same description that
 `python -m motus_policy.bringup sim` runs, so the two cannot drift.

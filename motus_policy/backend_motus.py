@@ -32,7 +32,8 @@ class MotusBackend:
         profile: the robot profile (its ``record_rate_hz`` must equal the checkpoint's action
             rate, since one action is executed per recorded period).
         checkpoint: folder written by ``MotusPolicy.save_pretrained``, or ``"tiny-random"``.
-        device: ``cpu`` or ``cuda[:i]`` (bf16 on CUDA, fp32 on CPU).
+        device: ``cpu``, ``cuda[:i]`` or ``auto`` (CUDA when available); bf16 on CUDA, fp32 on
+            CPU.
         seed: seed of the initial noise; each chunk uses ``seed + chunk index`` so runs are
             reproducible.
 
@@ -51,6 +52,8 @@ class MotusBackend:
             raise FileNotFoundError(f"motus.checkpoint: no checkpoint folder at {checkpoint}")
         self.profile = profile
         self.checkpoint = checkpoint
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = device
         self.seed = int(seed)
         self.policy = None

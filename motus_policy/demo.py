@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     profile = load_profile("aloha_sim")
     length_s = float(profile.extras["episode_length_s"][ns.task])
-    nodes = load_bringup("sim").resolve({"task": ns.task, "mode": "lockstep"})
+    nodes = load_bringup("sim_expert").resolve({"task": ns.task, "mode": "lockstep"})
     print(f"[demo] starting {', '.join(n.name for n in nodes)} (logs in {out}/)", flush=True)
     t0 = time.monotonic()
     outcomes = []

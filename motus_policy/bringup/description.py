@@ -123,20 +123,34 @@ class BringupDescription:
 
 
 def _substitute(value: Any, args: Mapping[str, str], where: str) -> Any:
+    """Replace ``${arg}`` references in a parameter value.
+
+    A value that is exactly one ``${arg}`` takes the argument's YAML type (``"0"`` -> 0,
+    ``"1.0"`` -> 1.0, ``"true"`` -> True), as ROS launch arguments do.
+    """
     if not isinstance(value, str):
         return value
+    whole = _ARG.fullmatch(value)
+    if whole:
+        text = _ARG.sub(lambda m: _lookup(m, args, where), value)
+        typed = yaml.safe_load(text) if text else ""
+        return typed if isinstance(typed, bool | int | float | str) else text
 
-    def repl(m: re.Match[str]) -> str:
-        if m.group(1) not in args:
-            raise BringupError(f"{where}: unknown argument ${{{m.group(1)}}}")
-        return str(args[m.group(1)])
+    return _ARG.sub(lambda m: _lookup(m, args, where), value)
 
-    return _ARG.sub(repl, value)
+
+def _lookup(m: re.Match[str], args: Mapping[str, str], where: str) -> str:
+    if m.group(1) not in args:
+        raise BringupError(f"{where}: unknown argument ${{{m.group(1)}}}")
+    return str(args[m.group(1)])
 
 
 def _to_ros_value(v: Any) -> str:
+    """Value text for ``-p name:=value`` (parsed as YAML by rcl)."""
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, str) and (v == "" or yaml.safe_load(v) != v):
+        return repr(v)  # keep strings such as "" or "1.0" strings
     return str(v)
 
 

@@ -62,7 +62,19 @@ class PolicyNode(LifecycleNode):
         self._last_reason: str | None = None
         self.create_service(Trigger, "~/estop", self._on_estop)
         self.create_service(Trigger, "~/reset_estop", self._on_reset_estop)
+        if self.get_parameter("autostart").value:
+            # Launch-file convenience (nav2 lifecycle-manager style): configure + activate once
+            # the executor runs. Without it the node waits for ~/change_state.
+            self._autostart_timer = self.create_timer(0.1, self._autostart)
         self.get_logger().info("READY (unconfigured; configure via ~/change_state)")
+
+    def _autostart(self) -> None:
+        self.destroy_timer(self._autostart_timer)
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            self.get_logger().error("autostart: configure failed; staying unconfigured")
+            return
+        if self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+            self.get_logger().error("autostart: activate failed; staying inactive")
 
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds

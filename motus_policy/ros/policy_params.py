@@ -4,7 +4,7 @@ Every :class:`PolicyRuntimeConfig` field is a parameter of the same name (read-o
 :data:`RUNTIME_SETTABLE`); the scripted fakes' knobs are ``scripted.*`` (``scripted.fault`` and
 ``scripted.latency_s`` can change at run time, for tests and demos). Node-level parameters:
 ``profile``, ``backend`` (scripted | hold | motus), ``image_height`` / ``image_width`` (0: the
-profile's size), ``status_period_s``, ``motus.checkpoint``, ``motus.device``.
+profile's size), ``status_period_s``, ``motus.checkpoint``, ``motus.device``, ``autostart``.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ def declare(node: Node) -> None:
     node.declare_parameter("status_period_s", 0.5)
     node.declare_parameter("motus.checkpoint", "")
     node.declare_parameter("motus.device", "auto")
+    node.declare_parameter("autostart", False)
     fixed = [f for f in PolicyRuntimeConfig.field_names() if f not in RUNTIME_SETTABLE]
     declare_dataclass(node, PolicyRuntimeConfig, read_only=fixed)
     declare_dataclass(node, ScriptedConfig, SCRIPTED_PREFIX, exclude=SCRIPTED_EXCLUDE)

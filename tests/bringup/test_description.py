@@ -38,7 +38,7 @@ def test_every_launch_file_reads_a_description():
 
 
 def test_sim_description_resolves_arguments_into_node_parameters():
-    desc = load_bringup("sim")
+    desc = load_bringup("sim_expert")
     nodes = {n.name: n for n in desc.resolve({"task": "insertion"})}
     assert nodes["aloha_sim"].parameters["task"] == "insertion"
     assert nodes["expert"].parameters["task"] == "insertion"
@@ -50,7 +50,7 @@ def test_sim_description_resolves_arguments_into_node_parameters():
 
 
 def test_runner_command_is_python_dash_m_module():
-    desc = load_bringup("sim")
+    desc = load_bringup("sim_expert")
     runner = BringupRunner(desc.resolve())
     cmd = runner.command(desc.resolve()[0])
     assert cmd[1:3] == ["-m", "motus_policy.ros.aloha_sim_node"]
@@ -58,7 +58,7 @@ def test_runner_command_is_python_dash_m_module():
 
 def test_unknown_argument_is_rejected():
     with pytest.raises(BringupError, match=r"unknown argument\(s\) \['tsak'\]"):
-        load_bringup("sim").resolve({"tsak": "insertion"})
+        load_bringup("sim_expert").resolve({"tsak": "insertion"})
 
 
 def test_malformed_description_names_the_field(tmp_path):
@@ -66,3 +66,12 @@ def test_malformed_description_names_the_field(tmp_path):
     bad.write_text("nodes:\n  - name: a\n    module: m\n")
     with pytest.raises(BringupError, match=r"bad.nodes\[0\].executable: missing"):
         load_bringup(bad, base_dir=REPO)
+
+
+def test_whole_argument_values_keep_their_yaml_type():
+    nodes = {n.name: n for n in load_bringup("sim").resolve({"real_time_factor": "0.5"})}
+    sim, policy = nodes["aloha_sim"].parameters, nodes["motus_policy"].parameters
+    assert sim["real_time_factor"] == 0.5 and isinstance(sim["real_time_factor"], float)
+    assert sim["image_height"] == 0 and isinstance(sim["image_height"], int)
+    assert policy["autostart"] is True and policy["instruction"] == ""
+    assert "instruction:=''" in nodes["motus_policy"].ros_args()

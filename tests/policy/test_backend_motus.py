@@ -43,7 +43,9 @@ def test_backend_implements_the_protocol_and_predicts_a_timed_chunk(backend):
 
 def test_prefix_is_inpainted_and_joint_mode_imagines_frames(backend):
     prof = backend.profile
-    prefix = np.tile(((prof.position_min + prof.position_max) / 2)[None], (3, 1)).astype(np.float32)
+    prefix = np.tile(((prof.position_min + prof.position_max) / 2)[None], (3, 1)).astype(
+        np.float32
+    )
     chunk = backend.infer(
         _obs(prof), mode="joint", num_steps=3, action_prefix=prefix, instruction=""
     )
