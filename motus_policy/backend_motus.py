@@ -11,6 +11,7 @@ Threads: ``load`` on the configuring thread; ``infer`` / ``reset`` on the infere
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -68,10 +69,15 @@ class MotusBackend:
 
     @property
     def chunk_size(self) -> int:
-        """Actions per chunk A of the loaded model (raises before load)."""
-        if self.policy is None:
-            raise RuntimeError("MotusBackend.chunk_size before load()")
-        return int(self.policy.model.config.action_chunk_size)
+        """Actions per chunk A (read from the checkpoint's config.json before loading)."""
+        if self.policy is not None:
+            return int(self.policy.model.config.action_chunk_size)
+        from motus_policy.model.configuration_motus import MotusConfig
+
+        if self.checkpoint == TINY_RANDOM:
+            return MotusConfig.from_preset("tiny").action_chunk_size
+        with open(Path(self.checkpoint) / "config.json", encoding="utf-8") as f:
+            return MotusConfig.from_dict(json.load(f)["motus"]).action_chunk_size
 
     def load(self, progress: Callable[[str], None] | None = None) -> None:
         """Load the checkpoint and warm up with one prediction on a blank observation."""

@@ -13,6 +13,7 @@ Threads: one SingleThreadedExecutor runs every callback.
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -77,7 +78,7 @@ class ExpertNode(Node):
             self.create_subscription(
                 JointState,
                 arm.state_topic,
-                lambda m, a=arm.name, n=names: self._on_state(a, n, m),
+                functools.partial(self._on_state, arm.name, names),
                 10,
             )
             self._pubs[arm.name] = (
