@@ -96,8 +96,12 @@ def cmd_replay(ns) -> int:
 
 def cmd_sim(ns) -> int:
     """Run ``motus-eval sim``."""
-    from motus_policy.evaluation.sim_runner import run_sim_eval
+    from motus_policy.evaluation.sim_runner import run_sim_eval, seed_list
 
+    try:
+        seed_list(*ns.seeds, ns.episodes)
+    except ValueError as exc:
+        raise SystemExit(f"motus-eval sim: {exc}") from None
     return run_sim_eval(ns)
 
 
@@ -111,18 +115,21 @@ def cmd_table(ns) -> int:
             summaries.append({**json.loads(Path(p).read_text()), "_file": str(p)})
         except (OSError, json.JSONDecodeError) as exc:
             raise SystemExit(f"table: cannot read {p}: {exc}") from None
-    print(comparison_table(summaries, markdown=ns.markdown))
+    try:
+        print(comparison_table(summaries, markdown=ns.markdown))
+    except ValueError as exc:
+        raise SystemExit(f"motus-eval table: {exc}") from None
     return 0
 
 
-def parse_seeds(text: str) -> range:
-    """``"100"`` -> just seed 100 when used with --episodes, ``"100:150"`` -> 100..149."""
+def parse_seeds(text: str) -> tuple[int, int | None]:
+    """``"100"`` -> (100, None): --episodes seeds from 100; ``"100:150"`` -> (100, 150)."""
     parts = text.split(":")
     try:
         if len(parts) == 1:
-            return range(int(parts[0]), int(parts[0]) + 1)
+            return int(parts[0]), None
         if len(parts) == 2:
-            return range(int(parts[0]), int(parts[1]))
+            return int(parts[0]), int(parts[1])
     except ValueError:
         pass
     raise argparse.ArgumentTypeError(f"--seeds: expected START or START:END, got {text!r}")
