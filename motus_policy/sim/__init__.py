@@ -1,0 +1,1 @@
+"""Simulated robots (ROS-free cores): MuJoCo ALOHA from gym-aloha, trajectory following."""
