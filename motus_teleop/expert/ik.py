@@ -27,6 +27,10 @@ ARM_JOINTS = ("waist", "shoulder", "elbow", "forearm_roll", "wrist_angle", "wris
 SITE_OFFSET_M = 0.15
 """Distance of ``cali_<side>_site1`` from ``gripper_link`` along the gripper x axis."""
 
+FINGERTIP_M = 0.154
+"""Fingertip distance from ``gripper_link`` along its x axis (finger collision hulls)."""
+DOWN = np.array([0.0, 0.0, -1.0])
+
 QPOS_ARM = {"left": slice(0, 6), "right": slice(8, 14)}
 """Arm joints in the raw physics qpos (8 per arm: 6 joints + 2 finger slides)."""
 
@@ -70,6 +74,18 @@ def mat_to_quat(rot: np.ndarray) -> np.ndarray:
     quat = np.zeros(4)
     mujoco.wrapper.mjbindings.mjlib.mju_mat2Quat(quat, np.ascontiguousarray(rot).ravel())
     return quat
+
+
+def yaw_of(quat: np.ndarray, period: float) -> float:
+    """Yaw (rad) of an object lying flat, wrapped to [-period/2, period/2).
+
+    Args:
+        quat: (4,) ``[w, x, y, z]`` orientation.
+        period: symmetry of the object about z (pi/2 for a cube, pi for a bar).
+    """
+    w, x, y, z = np.asarray(quat, dtype=np.float64)
+    yaw = np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+    return float((yaw + period / 2) % period - period / 2)
 
 
 class ArmIK:

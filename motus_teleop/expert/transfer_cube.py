@@ -14,11 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 from motus_teleop.expert.config import ExpertConfig
-from motus_teleop.expert.ik import gripper_rotation
+from motus_teleop.expert.ik import DOWN, FINGERTIP_M, gripper_rotation, yaw_of
 from motus_teleop.expert.motion import MotionBuilder, Pose
 
-FINGERTIP_M = 0.154
-"""Fingertip distance from ``gripper_link`` along x (finger collision hull, ik.py)."""
 CUBE_HALF_M = 0.02
 """Half edge of ``red_box`` (bimanual_viperx_transfer_cube.xml); it rests with its centre here."""
 MEET_POINT_M = np.array([0.0, 0.5, 0.25])
@@ -28,7 +26,6 @@ TIP_GAP_M = 0.005
 APPROACH_BACKOFF_M = 0.1
 """Distance from the hand-over along x at which the left gripper waits before closing in."""
 
-DOWN = np.array([0.0, 0.0, -1.0])
 ALONG_Y = np.array([0.0, 1.0, 0.0])
 
 
@@ -44,7 +41,8 @@ def plan_transfer_cube(
     """
     tip = FINGERTIP_M - builder.ik.tool_offset_m  # tool point -> fingertip along x
     cube = np.array([object_poses[0, 0], object_poses[0, 1], CUBE_HALF_M])
-    top_down = gripper_rotation(DOWN, ALONG_Y)
+    yaw = yaw_of(object_poses[0, 3:], period=np.pi / 2)
+    top_down = gripper_rotation(DOWN, [-np.sin(yaw), np.cos(yaw), 0.0])
     right_horizontal = gripper_rotation([-1.0, 0.0, 0.0], ALONG_Y)
     left_horizontal = gripper_rotation([1.0, 0.0, 0.0], ALONG_Y)
     open_, closed = cfg.gripper_open, cfg.gripper_closed
