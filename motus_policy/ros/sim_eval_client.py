@@ -35,6 +35,8 @@ from motus_policy.ros.conversions import msg_to_image, time_to_ns
 from motus_recorder.profile import RobotProfile
 
 SERVICE_TIMEOUT_S = 30.0
+DRAIN_SPINS = 10
+"""spin_once calls (10 ms each) after an episode ends, to take messages still in flight."""
 
 
 class SimEvalClient:
@@ -111,7 +113,10 @@ class SimEvalClient:
             self.statuses.append(status)
 
     def _on_episode(self, msg: String) -> None:
-        self._episode = json.loads(msg.data)
+        episode = json.loads(msg.data)
+        # A late latched (older) announcement must not replace a newer one.
+        if episode.get("start_ns", -1) >= self._episode.get("start_ns", -1):
+            self._episode = episode
 
     def _on_success(self, msg: Bool) -> None:
         # The simulator's flag is sticky within an episode (reward reached its maximum at some
@@ -142,6 +147,8 @@ class SimEvalClient:
             RuntimeError: the parameter was refused or the reset failed.
             TimeoutError: a service did not answer.
         """
+        # Read before the calls: the announcement may arrive while waiting for the reply.
+        previous = self._episode.get("start_ns", -1)
         value = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=int(seed))
         req = SetParameters.Request(parameters=[Parameter(name="seed", value=value)])
         res = self._call(self._params, req, "set seed")
@@ -151,7 +158,6 @@ class SimEvalClient:
         if not res.success:
             raise RuntimeError(f"simulator reset failed: {res.message}")
         self._success, self._reward = False, 0.0
-        previous = self._episode.get("start_ns", -1)
         deadline = time.monotonic() + SERVICE_TIMEOUT_S
         while self._episode.get("start_ns", -1) <= previous or self._episode.get("seed") != seed:
             if time.monotonic() > deadline:
@@ -185,6 +191,10 @@ class SimEvalClient:
                         f"{wall_timeout_s:.0f} s wall time"
                     )
                 self.executor.spin_once(timeout_sec=0.1)
+            end_ns = self._clock_ns
+            # Success and reward of one step are separate messages: take the ones in flight.
+            for _ in range(DRAIN_SPINS):
+                self.executor.spin_once(timeout_sec=0.01)
         except BaseException:
             if self._video is not None:
                 self._video.abort()
@@ -197,7 +207,7 @@ class SimEvalClient:
             seed=int(seed),
             success=self._success,
             max_reward=self._reward,
-            sim_duration_s=max(0.0, (self._clock_ns - start_ns) / 1e9),
+            sim_duration_s=max(0.0, (end_ns - start_ns) / 1e9),
             wall_duration_s=time.monotonic() - t_wall,
             reward_curve=tuple(self._curve),
             video=str(video) if video else None,
