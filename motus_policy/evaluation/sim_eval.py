@@ -107,10 +107,11 @@ def numeric_stats(values: Sequence[float]) -> dict:
 
 
 def latency_fields(statuses: Sequence[Mapping]) -> dict[str, dict]:
-    """Statistics of every numeric field whose name contains "latency" in status JSON dicts.
+    """Statistics of every numeric status field named like a latency, over status JSON dicts.
 
-    Nested dicts are flattened with dots (``{"inference": {"latency_ms": 80}}`` ->
-    ``inference.latency_ms``), so no status layout is assumed beyond that naming.
+    A field counts when its flattened name contains ``latency`` or ``_ms`` (the policy node's
+    ``~/status`` has ``infer_ms.*`` and ``last_inference.latency_ns``). Nested dicts are flattened
+    with dots (``{"inference": {"latency_ms": 80}}`` -> ``inference.latency_ms``).
     """
     series: dict[str, list[float]] = {}
 
@@ -119,7 +120,11 @@ def latency_fields(statuses: Sequence[Mapping]) -> dict[str, dict]:
             name = f"{prefix}{key}"
             if isinstance(val, Mapping):
                 walk(val, f"{name}.")
-            elif "latency" in name and isinstance(val, int | float) and not isinstance(val, bool):
+            elif (
+                ("latency" in name or "_ms" in name)
+                and isinstance(val, int | float)
+                and not isinstance(val, bool)
+            ):
                 series.setdefault(name, []).append(float(val))
 
     for st in statuses:

@@ -69,9 +69,11 @@ def test_player_node_publishes_bag_at_recorded_timing(
             h = deserialize_message(raw, typ).header.stamp
             stamps.append(h.sec * 1_000_000_000 + h.nanosec)
         assert stamps == [stamp_ns(i, RATE_HZ) for i in range(N)], topic
-        # arrival i is expected (i / 20 Hz) after the first message of the bag
+        # arrival i is expected i / 20 Hz after the first; the common delivery delay (the first
+        # message over a fresh connection can be slower) is removed by the median
         offsets = np.array([(t - first) / 1e9 for t, _ in msgs]) - np.arange(N) / RATE_HZ
-        assert np.median(np.abs(offsets)) < 0.02, (topic, offsets)
-        assert np.max(np.abs(offsets)) < 0.15, (topic, offsets)
+        residual = offsets - np.median(offsets)
+        assert np.median(np.abs(residual)) < 0.02, (topic, offsets)
+        assert np.max(np.abs(residual)) < 0.15, (topic, offsets)
     assert clock and clock[0] >= T0_NS and clock[-1] >= stamp_ns(N - 3, RATE_HZ)
     assert clock == sorted(clock)

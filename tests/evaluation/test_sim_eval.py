@@ -52,10 +52,10 @@ def test_latency_fields_flatten_status_json():
     statuses = [
         {"state": "running", "inference": {"latency_ms": 80.0}, "queue_latency_ms": 1},
         {"state": "running", "inference": {"latency_ms": 120.0}, "flag": True},
-        {"state": "holding"},
+        {"state": "holding", "infer_ms": {"p50": 81.5}, "holds": 3},
     ]
     lat = latency_fields(statuses)
-    assert set(lat) == {"inference.latency_ms", "queue_latency_ms"}
+    assert set(lat) == {"inference.latency_ms", "queue_latency_ms", "infer_ms.p50"}
     assert lat["inference.latency_ms"]["mean"] == 100.0
     assert lat["inference.latency_ms"]["max"] == 120.0 and lat["queue_latency_ms"]["count"] == 1
 
