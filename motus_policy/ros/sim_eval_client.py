@@ -4,6 +4,11 @@ For each seed: set the simulator's ``seed`` parameter (rcl_interfaces SetParamet
 reset service, then watch the success topic and /clock until success or the episode time limit
 (in sim time). The agent under test (expert_node, policy_node) is whatever else runs in the graph.
 
+Per episode it also records the reward curve (reward messages stamped with the latest /clock),
+optionally an MP4 of one camera topic (PyAV, :class:`~motus_policy.evaluation.video.Mp4Writer`),
+and keeps every JSON message of an optional status topic (the policy node's ``~/status``) for
+latency statistics.
+
 Threads: the caller's thread spins this node with a private SingleThreadedExecutor.
 """
 
@@ -11,22 +16,27 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import rclpy
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
 
 from motus_policy.evaluation.sim_eval import EpisodeOutcome
-from motus_policy.ros.conversions import time_to_ns
+from motus_policy.evaluation.video import Mp4Writer
+from motus_policy.ros.conversions import msg_to_image, time_to_ns
 from motus_recorder.profile import RobotProfile
 
 SERVICE_TIMEOUT_S = 30.0
+DRAIN_SPINS = 10
+"""spin_once calls (10 ms each) after an episode ends, to take messages still in flight."""
 
 
 class SimEvalClient:
@@ -36,9 +46,23 @@ class SimEvalClient:
         profile: robot profile (topics and service names from ``extras``).
         sim_node: the simulator's node name (parameter service ``/<sim_node>/set_parameters``).
         context: rclpy context to use (default: the global one, which must be initialised).
+        video_topic: camera topic (sensor_msgs/Image rgb8/bgr8) to record per episode.
+        video_dir: folder for the episode videos (``seed_<seed>.mp4``); needs ``video_topic``.
+        status_topic: std_msgs/String JSON topic to collect (e.g. ``/policy/status``).
     """
 
-    def __init__(self, profile: RobotProfile, sim_node: str = "aloha_sim", context=None):
+    def __init__(
+        self,
+        profile: RobotProfile,
+        sim_node: str = "aloha_sim",
+        context=None,
+        *,
+        video_topic: str | None = None,
+        video_dir: str | Path | None = None,
+        status_topic: str | None = None,
+    ):
+        if bool(video_topic) != bool(video_dir):
+            raise ValueError("video_topic and video_dir: give both or neither")
         self.profile = profile
         self.node = Node("motus_sim_eval", context=context)
         self.executor = SingleThreadedExecutor(context=context)
@@ -59,9 +83,40 @@ class SimEvalClient:
         )
         self._episode: dict = {}
         self.node.create_subscription(String, ex["episode_topic"], self._on_episode, latched)
+        self._curve: list[tuple[float, float]] = []
+        self._start_ns: int | None = None  # set while an episode runs
+        self._video: Mp4Writer | None = None
+        self._video_dir = Path(video_dir) if video_dir else None
+        self.video_errors: list[str] = []
+        if video_topic:
+            self.node.create_subscription(
+                Image, video_topic, self._on_image, qos_profile_sensor_data
+            )
+        self.statuses: list[dict] = []
+        if status_topic:
+            self.node.create_subscription(String, status_topic, self._on_status, 10)
+
+    def _on_image(self, msg: Image) -> None:
+        if self._video is None or self._start_ns is None:
+            return
+        try:
+            self._video.add(msg_to_image(msg))
+        except ValueError as exc:  # wrong encoding / size: keep evaluating, report it
+            self.video_errors.append(str(exc))
+
+    def _on_status(self, msg: String) -> None:
+        try:
+            status = json.loads(msg.data)
+        except json.JSONDecodeError:
+            return
+        if isinstance(status, dict):
+            self.statuses.append(status)
 
     def _on_episode(self, msg: String) -> None:
-        self._episode = json.loads(msg.data)
+        episode = json.loads(msg.data)
+        # A late latched (older) announcement must not replace a newer one.
+        if episode.get("start_ns", -1) >= self._episode.get("start_ns", -1):
+            self._episode = episode
 
     def _on_success(self, msg: Bool) -> None:
         # The simulator's flag is sticky within an episode (reward reached its maximum at some
@@ -70,6 +125,8 @@ class SimEvalClient:
 
     def _on_reward(self, msg: Float64) -> None:
         self._reward = max(self._reward, float(msg.data))
+        if self._start_ns is not None:
+            self._curve.append(((self._clock_ns - self._start_ns) / 1e9, float(msg.data)))
 
     def _on_clock(self, msg: Clock) -> None:
         self._clock_ns = time_to_ns(msg.clock)
@@ -90,6 +147,8 @@ class SimEvalClient:
             RuntimeError: the parameter was refused or the reset failed.
             TimeoutError: a service did not answer.
         """
+        # Read before the calls: the announcement may arrive while waiting for the reply.
+        previous = self._episode.get("start_ns", -1)
         value = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=int(seed))
         req = SetParameters.Request(parameters=[Parameter(name="seed", value=value)])
         res = self._call(self._params, req, "set seed")
@@ -101,6 +160,7 @@ class SimEvalClient:
         res = self._call(self._reset, Trigger.Request(), "reset")
         if not res.success:
             raise RuntimeError(f"simulator reset failed: {res.message}")
+        self._success, self._reward = False, 0.0
         deadline = time.monotonic() + SERVICE_TIMEOUT_S
         while self._episode.get("start_ns", -1) <= previous or self._episode.get("seed") != seed:
             if time.monotonic() > deadline:
@@ -121,20 +181,39 @@ class SimEvalClient:
         t_wall = time.monotonic()
         start_ns = self.reset(seed)
         limit_ns = start_ns + round(episode_length_s * 1e9)
-        while not (self._success and self._clock_ns > start_ns) and self._clock_ns < limit_ns:
-            if time.monotonic() - t_wall > wall_timeout_s:
-                sim_s = (self._clock_ns - start_ns) / 1e9
-                raise TimeoutError(
-                    f"seed {seed}: episode stalled at {sim_s:.2f} s sim time after "
-                    f"{wall_timeout_s:.0f} s wall time"
-                )
-            self.executor.spin_once(timeout_sec=0.1)
+        self._curve, self._start_ns = [], start_ns
+        if self._video_dir is not None:
+            fps = self.profile.cameras[0].rate_hz
+            self._video = Mp4Writer(self._video_dir / f"seed_{seed}.mp4", fps)
+        try:
+            while not (self._success and self._clock_ns > start_ns) and self._clock_ns < limit_ns:
+                if time.monotonic() - t_wall > wall_timeout_s:
+                    sim_s = (self._clock_ns - start_ns) / 1e9
+                    raise TimeoutError(
+                        f"seed {seed}: episode stalled at {sim_s:.2f} s sim time after "
+                        f"{wall_timeout_s:.0f} s wall time"
+                    )
+                self.executor.spin_once(timeout_sec=0.1)
+            end_ns = self._clock_ns
+            # Success and reward of one step are separate messages: take the ones in flight.
+            for _ in range(DRAIN_SPINS):
+                self.executor.spin_once(timeout_sec=0.01)
+        except BaseException:
+            if self._video is not None:
+                self._video.abort()
+            raise
+        finally:
+            self._start_ns = None
+        video = self._video.close() if self._video is not None else None
+        self._video = None
         return EpisodeOutcome(
             seed=int(seed),
             success=self._success,
             max_reward=self._reward,
-            sim_duration_s=max(0.0, (self._clock_ns - start_ns) / 1e9),
+            sim_duration_s=max(0.0, (end_ns - start_ns) / 1e9),
             wall_duration_s=time.monotonic() - t_wall,
+            reward_curve=tuple(self._curve),
+            video=str(video) if video else None,
         )
 
     def close(self) -> None:
