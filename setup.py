@@ -20,9 +20,11 @@ NODES = {
     "realsense_camera_node": "motus_policy.ros.realsense_camera_node:main",
     "teleop_node": "motus_teleop.ros.teleop_node:main",
     "policy_node": "motus_policy.ros.policy_node:main",
+    "bag_player_node": "motus_policy.ros.bag_player_node:main",
 }
 CLIS = {
     "motus-bringup": "motus_policy.bringup.runner:main",
+    "motus-eval": "motus_policy.evaluation.cli:main",
 }
 
 setup(

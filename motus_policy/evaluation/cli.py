@@ -21,13 +21,13 @@ import numpy as np
 from motus_policy.backend import MODES
 
 
-def _backend(ns, action_rate_hz: float):
+def _backend(ns, action_rate_hz: float, profile):
     if ns.backend == "motus":
         if not ns.checkpoint:
             raise SystemExit("replay: --backend motus needs --checkpoint DIR")
         from motus_policy.backend_motus import MotusBackend  # the lead's; heavy imports
 
-        return MotusBackend(ns.checkpoint)
+        return MotusBackend(profile, ns.checkpoint, device=ns.device)
     from motus_policy.evaluation.fake_backends import HoldBackend, ScriptedBackend
 
     kw = {"chunk_size": ns.chunk_size, "action_rate_hz": action_rate_hz}
@@ -58,7 +58,7 @@ def cmd_replay(ns) -> int:
         joint_state_staleness_s=profile.joint_state_staleness_s,
         camera_staleness_s=tuple((c.name, c.staleness_s) for c in profile.cameras),
     )
-    backend = _backend(ns, rate)
+    backend = _backend(ns, rate, profile)
     backend.load(progress=lambda line: print(f"[replay] {line}", file=sys.stderr))
     out = Path(ns.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -160,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
         "names map the bag (write a YAML to read a bag with other topic names)",
     )
     r.add_argument("--checkpoint", help="Motus checkpoint folder (with --backend motus)")
+    r.add_argument("--device", default="auto", help="Motus device: auto | cpu | cuda[:i]")
     r.add_argument(
         "--backend",
         choices=["motus", "hold", "scripted"],

@@ -154,13 +154,9 @@ class SimEvalClient:
         res = self._call(self._params, req, "set seed")
         if not res.results[0].successful:
             raise RuntimeError(f"simulator refused seed={seed}: {res.results[0].reason}")
-        # The announcement can arrive while the reset call is being served: remember the
-        # previous episode's start before calling.
-        previous = self._episode.get("start_ns", -1)
         res = self._call(self._reset, Trigger.Request(), "reset")
         if not res.success:
             raise RuntimeError(f"simulator reset failed: {res.message}")
-        self._success, self._reward = False, 0.0
         deadline = time.monotonic() + SERVICE_TIMEOUT_S
         while self._episode.get("start_ns", -1) <= previous or self._episode.get("seed") != seed:
             if time.monotonic() > deadline:
