@@ -47,3 +47,10 @@ def test_ros2_ws_src_points_at_the_repository_root():
 def test_setup_cfg_installs_scripts_where_ros2_run_looks():
     text = (REPO / "setup.cfg").read_text()
     assert "install_scripts=$base/lib/motus_policy" in text
+
+
+def test_test_module_basenames_are_unique():
+    """tests/ has no __init__.py files (rootdir import mode): equal basenames would collide."""
+    names = [p.name for p in (REPO / "tests").rglob("*.py") if p.name != "conftest.py"]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    assert not dupes, f"duplicate test module names: {dupes}"
