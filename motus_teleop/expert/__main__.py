@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from dm_control import mujoco
 from tqdm import tqdm
 
 from motus_teleop.expert.config import TASKS
@@ -56,7 +57,7 @@ def record_video(task: str, seed: int, path: Path) -> bool:
     stream.height, stream.width = VIDEO_HW
     stream.pix_fmt = "yuv420p"
 
-    def on_step(k: int, physics) -> None:
+    def on_step(k: int, physics: mujoco.Physics) -> None:
         if k % 2 == 0:
             physics.model.light_castshadow[:] = 0
             rgb = physics.render(*VIDEO_HW, camera_id="top")
@@ -66,8 +67,11 @@ def record_video(task: str, seed: int, path: Path) -> bool:
     try:
         result = run_episode(task, seed, on_step=on_step)
         container.mux(stream.encode())
-    finally:
+    except BaseException:
         container.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    container.close()
     tmp.replace(path)
     return result.success
 

@@ -29,7 +29,7 @@ PEG_TOUCH_OFFSET_M = 0.10
 """Peg centre - socket centre along x when the peg's end meets the pin (0.04 + 0.06)."""
 PRE_INSERT_GAP_M = 0.04
 """Extra x distance of the peg before the final push."""
-INSERT_OVERSHOOT_M = 0.006
+INSERT_OVERSHOOT_M = 0.015
 """How far past first contact with the pin the push aims (the contact stops the peg)."""
 INSERT_SPEED_M_S = 0.05
 
