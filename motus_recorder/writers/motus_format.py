@@ -7,6 +7,7 @@ Layout, per task variant ``<root>/<task>/<variant>/``::
     instructions/<i>.txt   the instruction text (the VLM text is the whole file)
     instructions/<i>.pt    UMT5 embedding [L, 4096] bf16, only when an ``embed_fn`` is given
     meta/<i>.json          ours: rates, names, per-frame times, sync stats, notes, version
+    bags/<i>/              optional raw rosbag2 (MCAP) of the episode's topics
     <root>/stat.json       {normalization_key: {"min": [14], "max": [14]}} over all episodes
 
 Lifecycle (house style principle 15): :meth:`start_episode`, :meth:`add_frame` per step,
@@ -119,10 +120,10 @@ def recover(variant_dir: Path) -> list[str]:
         shutil.rmtree(tmp, ignore_errors=True)
     # parts of an index beyond the last complete episode belong to no episode
     nxt = (committed_indices(variant_dir) or [-1])[-1] + 1
-    for sub in ("videos", "instructions", "meta"):
+    for sub in ("videos", "instructions", "meta", "bags"):
         for p in (Path(variant_dir) / sub).glob("*"):
             if p.stem.isdigit() and int(p.stem) >= nxt:
-                p.unlink()
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
                 msgs.append(f"removed orphan {sub}/{p.name}")
     for m in msgs:
         log.warning("%s: %s", variant_dir, m)
@@ -182,6 +183,11 @@ class MotusFormatWriter:
     def next_index(self) -> int:
         """Index the next saved episode gets (contiguous after the complete ones)."""
         return (committed_indices(self.dir) or [-1])[-1] + 1
+
+    @property
+    def bag_dir(self) -> Path:
+        """Where to write the open episode's raw bag (committed to ``bags/<i>/`` on save)."""
+        return self._require()["tmp"] / "bag"
 
     @property
     def queue_depth(self) -> int:
@@ -295,6 +301,9 @@ class MotusFormatWriter:
             raise RuntimeError(f"video has {n_video} frames, qpos {qpos.shape[0]} rows")
         i, tmp = ep["index"], ep["tmp"]
         moves = [["video.mp4", f"videos/{i}.mp4"], ["instruction.txt", f"instructions/{i}.txt"]]
+        if (tmp / "bag").is_dir():  # the raw bag the caller wrote into bag_dir (closed)
+            (self.dir / "bags").mkdir(exist_ok=True)
+            moves.insert(0, ["bag", f"bags/{i}"])
         _write_text(tmp / "instruction.txt", ep["instruction"])
         emb_shape = None
         if self.embed_fn is not None:
