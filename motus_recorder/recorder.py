@@ -45,6 +45,10 @@ class RecorderConfig:
     instruction: str = ""
     operator_notes: str = ""
     write_bag: bool = False
+    record_commands: bool = False
+    """Also write the arms' command topics into the raw bag (needs write_bag)."""
+    best_effort_sensors: bool = False
+    """Subscribe to cameras and joint states best-effort (else reliable, depth 10)."""
     tolerance_s: float = 0.0
     """Largest |stamp - target| accepted; 0 = half a record period."""
     lag_s: float = -1.0
@@ -137,13 +141,16 @@ class Recorder:
         """True while an episode is open."""
         return self.writer.recording
 
-    def start(self, instruction: str | None = None) -> tuple[bool, str]:
-        """Open an episode; returns (ok, message) for the service response."""
+    def start(
+        self, instruction: str | None = None, operator_notes: str | None = None
+    ) -> tuple[bool, str]:
+        """Open an episode (text and notes default to the config's); returns (ok, message)."""
         if self.writer.recording:
             return False, "already recording"
         text = instruction if instruction is not None else self.config.instruction
+        notes = operator_notes if operator_notes is not None else self.config.operator_notes
         try:
-            self.writer.start_episode(text, self.config.operator_notes)
+            self.writer.start_episode(text, notes)
             if self.config.write_bag:
                 self._bag = RawBagWriter(self.writer.bag_dir)
         except (OSError, ValueError, RuntimeError) as exc:
