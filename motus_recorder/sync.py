@@ -49,6 +49,8 @@ class SyncConfig:
     max_drop_fraction: float = 0.2
     min_ticks_for_fraction: int = 30
     buffer_len: int = 64
+    """Hard cap of buffered messages per stream; older than lag + tolerance + 2 periods are
+    dropped anyway (bounds the memory held by raw images)."""
 
     def __post_init__(self) -> None:
         checks = {
@@ -132,6 +134,7 @@ class SyncCore:
         self._recorded = 0
         self._consecutive_drops = 0
         self._last_tick_ns: int | None = None
+        self._keep_ns = config.lag_ns + config.tolerance_ns + 2 * config.period_ns
         self.fault: str | None = None
         """First fault seen since :meth:`reset`, or None: the episode must be discarded."""
 
@@ -167,6 +170,10 @@ class SyncCore:
                 )
             s.stamps.append(stamp_ns)
             s.values.append(value)
+            horizon = stamp_ns - self._keep_ns  # older messages can never be picked again
+            while len(s.stamps) > 1 and s.stamps[0] < horizon:
+                s.stamps.popleft()
+                s.values.popleft()
 
     def sample(self) -> SyncedSample | None:
         """Align all streams for the current tick; None (and a counted drop) if any is missing."""

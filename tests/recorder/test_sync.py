@@ -100,3 +100,12 @@ def test_config_validation_names_field():
         SyncConfig(record_rate_hz=0.0)
     with pytest.raises(ValueError, match="max_drop_fraction"):
         SyncConfig(record_rate_hz=25.0, max_drop_fraction=2.0)
+
+
+def test_old_messages_are_pruned_to_bound_memory(fake_clock):
+    core = _core(fake_clock)
+    for _ in range(100):
+        core.push("cam", fake_clock(), object())
+        fake_clock.advance(0.01)
+    # keep = lag (40 ms) + tolerance (20 ms) + 2 periods (80 ms) = 140 ms of 100 Hz messages
+    assert len(core._streams["cam"].stamps) <= 16
