@@ -202,7 +202,11 @@ def validate(root: str | os.PathLike[str], decode: bool = True) -> tuple[int, li
         for v in (t / "videos").glob("*.mp4"):
             if v.stem.isdigit() and int(v.stem) not in idx:
                 problems.append(f"{v}: no matching qpos/{v.stem}.pt (incomplete episode)")
-        problems.extend(f"{p}: leftover of an interrupted save" for p in t.glob(".tmp-*"))
+        problems.extend(
+            f"{p}: episode being written, or leftover of an interrupted save (the recorder "
+            "cleans it on its next start)"
+            for p in t.glob(".tmp-*")
+        )
     stat = root / "stat.json"
     if stat.is_file():
         from motus_recorder.stats import read_stat_file

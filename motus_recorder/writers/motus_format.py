@@ -118,13 +118,16 @@ def recover(variant_dir: Path) -> list[str]:
         else:
             msgs.append(f"removed incomplete episode {tmp.name}")
         shutil.rmtree(tmp, ignore_errors=True)
-    # parts of an index beyond the last complete episode belong to no episode
+    # parts of an index beyond the last complete episode belong to no episode (only outside
+    # interference makes them): set aside in .orphans/ so the next save cannot mix them in
     nxt = (committed_indices(variant_dir) or [-1])[-1] + 1
     for sub in ("videos", "instructions", "meta", "bags"):
         for p in (Path(variant_dir) / sub).glob("*"):
             if p.stem.isdigit() and int(p.stem) >= nxt:
-                shutil.rmtree(p) if p.is_dir() else p.unlink()
-                msgs.append(f"removed orphan {sub}/{p.name}")
+                dest = Path(variant_dir) / ".orphans" / f"{sub}-{p.name}-{time.time_ns()}"
+                dest.parent.mkdir(exist_ok=True)
+                os.replace(p, dest)
+                msgs.append(f"moved orphan {sub}/{p.name} (no qpos/{p.stem}.pt) to {dest}")
     for m in msgs:
         log.warning("%s: %s", variant_dir, m)
     return msgs

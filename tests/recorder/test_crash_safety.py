@@ -153,3 +153,14 @@ def test_full_disk_discards_episode_cleanly(tmp_path, small_profile, monkeypatch
         w.add_frame(frame_at(small_profile, k))
     assert w.save_episode() == 0
     w.close()
+
+
+def test_orphan_parts_are_set_aside_not_mixed_into_the_next_episode(tmp_path, small_profile):
+    variant = tmp_path / "t" / "default"
+    (variant / "videos").mkdir(parents=True)
+    (variant / "videos" / "0.mp4").write_bytes(b"stray")
+    w = MotusFormatWriter(WriterConfig(root=str(tmp_path), task="t"), small_profile)
+    assert any("moved orphan videos/0.mp4" in m for m in w.recovered)
+    assert not (variant / "videos" / "0.mp4").exists()
+    assert [p.read_bytes() for p in (variant / ".orphans").iterdir()] == [b"stray"]
+    w.close()

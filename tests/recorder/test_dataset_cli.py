@@ -101,3 +101,14 @@ def test_help_lists_commands(capsys):
         main(["--help"])
     out = capsys.readouterr().out
     assert "validate" in out and "stats" in out and "show" in out
+
+
+def test_shared_instruction_layout_of_upstream(dataset):
+    d = dataset / "pick" / "v1"
+    for i in (0, 1):
+        (d / "instructions" / f"{i}.txt").unlink()
+    (d / "instructions" / "task.txt").write_text("shared text\n")
+    torch_io.save_tensor(d / "instructions" / "task.pt", np.zeros((3, 4096), np.float32))
+    ep = TaskFolder(d).read_episode(1)
+    assert ep.instruction == "shared text" and ep.embedding.shape == (3, 4096)
+    assert main(["validate", str(dataset), "--no-decode"]) == 0
