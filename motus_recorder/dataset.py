@@ -40,13 +40,32 @@ def find_tasks(root: str | os.PathLike[str]) -> list[Path]:
 def decode_video(path: str | os.PathLike[str], indices: list[int] | None = None) -> np.ndarray:
     """Decode an MP4 to uint8 [N, H, W, 3] RGB: all frames, or those at ``indices`` (any order).
 
+    With ``indices``, the decoder seeks to the keyframe before the smallest index (our videos
+    have a keyframe every second, platform.md §8) and stops after the largest, so sampling a
+    clip from a long episode does not decode it from the start. Frame k is the one whose
+    timestamp is k / fps (constant frame rate, as written by the recorder and upstream).
+
     Raises:
         ValueError: an index is beyond the last frame.
     """
-    want = None if indices is None else sorted(set(int(i) for i in indices))
+    if indices is not None and len(indices) == 0:
+        raise ValueError("indices: expected at least one frame index")
+    want = None if indices is None else sorted({int(i) for i in indices})
     frames: dict[int, np.ndarray] = {}
     with av.open(os.fspath(path)) as c:
-        for k, f in enumerate(c.decode(video=0)):
+        stream = c.streams.video[0]
+        tb, rate = stream.time_base, stream.average_rate
+        start = stream.start_time or 0
+        seekable = want is not None and tb is not None and rate and want[0] > 0
+        if seekable:
+            c.seek(start + int(want[0] / rate / tb), stream=stream, backward=True)
+        k = -1
+        for f in c.decode(stream):
+            k = (
+                round(float((f.pts - start) * tb * rate))
+                if seekable and f.pts is not None
+                else k + 1
+            )
             if want is None or k in want:
                 frames[k] = f.to_ndarray(format="rgb24")
             if want is not None and k >= want[-1]:
@@ -55,7 +74,7 @@ def decode_video(path: str | os.PathLike[str], indices: list[int] | None = None)
         return np.stack([frames[k] for k in sorted(frames)])
     missing = [i for i in want if i not in frames]
     if missing:
-        raise ValueError(f"{path}: has no frame {missing[0]} (decoded {len(frames)} of them)")
+        raise ValueError(f"{path}: has no frame {missing[0]} (last decoded index {k})")
     return np.stack([frames[int(i)] for i in indices])
 
 

@@ -112,3 +112,21 @@ def test_shared_instruction_layout_of_upstream(dataset):
     ep = TaskFolder(d).read_episode(1)
     assert ep.instruction == "shared text" and ep.embedding.shape == (3, 4096)
     assert main(["validate", str(dataset), "--no-decode"]) == 0
+
+
+def test_seeking_decode_matches_full_decode(tmp_path, small_profile):
+    from motus_recorder.dataset import decode_video
+
+    w = MotusFormatWriter(WriterConfig(root=str(tmp_path), task="long"), small_profile)
+    w.start_episode("long")
+    for k in range(80):  # keyframes at 0, 25, 50, 75
+        w.add_frame(frame_at(small_profile, k))
+    w.save_episode()
+    w.close()
+    video = tmp_path / "long" / "default" / "videos" / "0.mp4"
+    full = decode_video(video)
+    assert full.shape[0] == 80
+    picks = [55, 3, 79, 30, 55]
+    np.testing.assert_array_equal(decode_video(video, picks), full[picks])
+    with pytest.raises(ValueError, match="no frame 80"):
+        decode_video(video, [10, 80])
