@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -122,8 +123,10 @@ class RecorderNode(Node):
     def _srv(self, action):
         def handle(request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
             response.success, response.message = action()
-            log = self.get_logger().info if response.success else self.get_logger().warning
-            log(response.message)
+            if response.success:  # rclpy: one severity per call site
+                self.get_logger().info(response.message)
+            else:
+                self.get_logger().warning(response.message)
             self._publish_status()
             return response
 
@@ -135,6 +138,7 @@ class RecorderNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Run the recorder node until shutdown."""
+    logging.basicConfig(level=logging.INFO, format="[%(levelname)s] [%(name)s]: %(message)s")
     rclpy.init(args=args)
     node = RecorderNode()
     executor = SingleThreadedExecutor()

@@ -13,7 +13,7 @@ from motus_recorder.dataset import TaskFolder, validate
 from tests.recorder.recorder_fixtures import image_at, qpos_at
 
 
-def _call(node, client, timeout_s=20.0):
+def _call(rec, client, timeout_s=20.0):
     from std_srvs.srv import Trigger
 
     assert client.wait_for_service(timeout_sec=timeout_s), client.srv_name
@@ -21,7 +21,7 @@ def _call(node, client, timeout_s=20.0):
     deadline = time.monotonic() + timeout_s
     while not fut.done() and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert fut.done(), f"{client.srv_name}: no response"
+    assert fut.done(), f"{client.srv_name}: no response\n" + rec.output()[-3000:]
     return fut.result()
 
 
@@ -75,10 +75,10 @@ def test_record_episode_over_dds(
     node.create_timer(1.0 / small_profile.record_rate_hz, publish)
     spin_in_background(node, ros_context)
     time.sleep(1.0)  # discovery + a few frames buffered
-    r = _call(node, start)
+    r = _call(rec, start)
     assert r.success, r.message
     time.sleep(2.0)
-    r = _call(node, stop)
+    r = _call(rec, stop)
     assert r.success, r.message + "\n" + rec.output()[-3000:]
     assert "saved episode 0" in r.message
 
@@ -95,7 +95,20 @@ def test_record_episode_over_dds(
     assert sum(b - a == 1 for a, b in zip(ks, ks[1:], strict=False)) >= 0.9 * (len(ks) - 1)
     assert ep.meta["sync"]["dropped"] <= 3, ep.meta["sync"]
     assert (root / "pick" / "default" / "bags" / "0" / "metadata.yaml").is_file()
+    # bad input over DDS: a mono8 frame on the head camera fails and discards the episode
+    r = _call(rec, start)
+    assert r.success, r.message
+    time.sleep(0.5)
+    bad = image_to_msg(image_at(0, 0), node.get_clock().now().nanoseconds)
+    bad.encoding = "mono8"
+    cams[0].publish(bad)
+    time.sleep(0.5)
+    r = _call(rec, stop)
+    assert not r.success and "discarded" in r.message and "mono8" in r.message, r.message
+    assert TaskFolder(root / "pick" / "default").episode_indices() == [0]
+
     time.sleep(0.3)
     states = [json.loads(s) for s in status]
     assert any(s["recording"] and s["frames"] > 0 for s in states)
     assert states[-1]["last_saved"] == 0 and not states[-1]["recording"]
+    assert "mono8" in states[-1]["last_error"]
