@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 
@@ -107,8 +109,27 @@ def test_record_episode_over_dds(
     assert not r.success and "discarded" in r.message and "mono8" in r.message, r.message
     assert TaskFolder(root / "pick" / "default").episode_indices() == [0]
 
+    # the keyboard front end: s starts, e saves (keys piped one per line)
+    keys = subprocess.Popen(
+        [sys.executable, "-m", "motus_recorder.ros.record_keys"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        keys.stdin.write("s\n")
+        keys.stdin.flush()
+        deadline = time.monotonic() + 30
+        while not any(json.loads(x)["recording"] for x in status[-2:]):
+            assert time.monotonic() < deadline, "record_keys did not start an episode"
+            time.sleep(0.05)
+        time.sleep(1.0)
+        out, _ = keys.communicate("e\n", timeout=30)
+    finally:
+        keys.kill()
+    assert "start: ok" in out and "stop: ok: saved episode 1" in out, out
+    assert TaskFolder(root / "pick" / "default").episode_indices() == [0, 1]
+
     time.sleep(0.3)
     states = [json.loads(s) for s in status]
     assert any(s["recording"] and s["frames"] > 0 for s in states)
-    assert states[-1]["last_saved"] == 0 and not states[-1]["recording"]
+    assert states[-1]["last_saved"] == 1 and not states[-1]["recording"]
     assert "mono8" in states[-1]["last_error"]
