@@ -47,8 +47,10 @@ class RecorderConfig:
     write_bag: bool = False
     record_commands: bool = False
     """Also write the arms' command topics into the raw bag (needs write_bag)."""
-    best_effort_sensors: bool = False
-    """Subscribe to cameras and joint states best-effort (else reliable, depth 10)."""
+    sensor_reliability: str = "best_available"
+    """QoS reliability of the camera / joint subscriptions (depth 10): ``best_available``
+    (matches the publisher: reliable when it is, best effort for sensor-data publishers such
+    as the sim's cameras), ``reliable`` or ``best_effort``."""
     tolerance_s: float = 0.0
     """Largest |stamp - target| accepted; 0 = half a record period."""
     lag_s: float = -1.0
@@ -64,6 +66,11 @@ class RecorderConfig:
         for name in ("profile", "root", "task", "variant"):
             if not getattr(self, name):
                 raise ValueError(f"RecorderConfig.{name}: expected a non-empty string")
+        if self.sensor_reliability not in ("best_available", "reliable", "best_effort"):
+            raise ValueError(
+                "RecorderConfig.sensor_reliability: expected best_available, reliable or "
+                f"best_effort, got {self.sensor_reliability!r}"
+            )
         if self.tolerance_s < 0:
             raise ValueError(f"RecorderConfig.tolerance_s: expected >= 0, got {self.tolerance_s}")
 

@@ -55,11 +55,7 @@ class RecorderNode(Node):
         self.recorder = Recorder(cfg, self.profile, lambda: self.get_clock().now().nanoseconds)
         for msg in self.recorder.writer.recovered:
             self.get_logger().warning(f"dataset recovery: {msg}")
-        rel = (
-            ReliabilityPolicy.BEST_EFFORT
-            if cfg.best_effort_sensors
-            else ReliabilityPolicy.RELIABLE
-        )
+        rel = getattr(ReliabilityPolicy, cfg.sensor_reliability.upper())
         qos = QoSProfile(depth=10, reliability=rel)
         for cam in self.profile.cameras:
             self.create_subscription(

@@ -33,6 +33,7 @@ def test_record_episode_over_dds(
     tmp_path, small_profile, small_profile_path, spawn_node, ros_context, spin_in_background
 ):
     from rclpy.node import Node
+    from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image, JointState
     from std_msgs.msg import String
     from std_srvs.srv import Trigger
@@ -48,7 +49,11 @@ def test_record_episode_over_dds(
     rec.wait_for("READY", timeout_s=60)
 
     node = Node("feeder", context=ros_context)
-    cams = [node.create_publisher(Image, c.topic, 10) for c in small_profile.cameras]
+    # cameras best effort (sensor-data QoS, as the sim publishes them), joints reliable
+    cams = [
+        node.create_publisher(Image, c.topic, qos_profile_sensor_data)
+        for c in small_profile.cameras
+    ]
     arms = [
         (
             node.create_publisher(JointState, a.state_topic, 10),
