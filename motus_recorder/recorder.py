@@ -47,10 +47,11 @@ class RecorderConfig:
     write_bag: bool = False
     record_commands: bool = False
     """Also write the arms' command topics into the raw bag (needs write_bag)."""
-    sensor_reliability: str = "best_available"
-    """QoS reliability of the camera / joint subscriptions (depth 10): ``best_available``
-    (matches the publisher: reliable when it is, best effort for sensor-data publishers such
-    as the sim's cameras), ``reliable`` or ``best_effort``."""
+    sensor_reliability: str = "best_effort"
+    """QoS reliability of the camera / joint subscriptions (depth 10). ``best_effort`` connects
+    to every publisher (the sim's cameras publish sensor-data QoS); ``reliable`` only to
+    reliable ones; ``best_available`` is fixed when the subscription is created (reliable if
+    no publisher exists yet), so it misses best-effort publishers that start later."""
     tolerance_s: float = 0.0
     """Largest |stamp - target| accepted; 0 = half a record period."""
     lag_s: float = -1.0
