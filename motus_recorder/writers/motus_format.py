@@ -28,7 +28,6 @@ import fcntl
 import json
 import logging
 import os
-import re
 import shutil
 import time
 from collections.abc import Callable
@@ -42,6 +41,7 @@ from motus_recorder.episode import EpisodeBuffer, Frame, FrameValidator
 from motus_recorder.profile import RobotProfile
 from motus_recorder.stats import update_stat_file
 from motus_recorder.writers import torch_io
+from motus_recorder.writers.atomic import commit, committed_indices, fsync_dir, recover, write_text
 from motus_recorder.writers.video import EncoderWorker, VideoEncoder
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,6 @@ log = logging.getLogger(__name__)
 SOFTWARE_VERSION = "motus_recorder 0.1.0"
 FORMAT = "motus-recorder/1"
 PART_DIRS = ("videos", "qpos", "instructions", "meta")
-_TMP_RE = re.compile(r"^\.tmp-(\d+)-(\d+)$")
 
 
 class EpisodeWriteError(RuntimeError):
@@ -77,60 +76,6 @@ class WriterConfig:
             raise ValueError(f"WriterConfig.crf: expected 0..51, got {self.crf}")
         if self.queue_size < 1 or self.put_timeout_s <= 0:
             raise ValueError("WriterConfig.queue_size/put_timeout_s: expected positive values")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_text(path: Path, text: str) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def committed_indices(variant_dir: Path) -> list[int]:
-    """Indices of complete episodes (those whose ``qpos/<i>.pt`` exists), sorted."""
-    qdir = Path(variant_dir) / "qpos"
-    if not qdir.is_dir():
-        return []
-    return sorted(int(p.stem) for p in qdir.glob("*.pt") if p.stem.isdigit())
-
-
-def recover(variant_dir: Path) -> list[str]:
-    """Finish or remove leftovers of interrupted saves; return one message per action."""
-    msgs = []
-    for tmp in sorted(Path(variant_dir).glob(".tmp-*")):
-        if not _TMP_RE.match(tmp.name) or not tmp.is_dir():
-            continue
-        commit = tmp / "COMMIT"
-        if commit.is_file():
-            moves = json.loads(commit.read_text())
-            for src, dst in moves:
-                if (tmp / src).exists():
-                    os.replace(tmp / src, Path(variant_dir) / dst)
-            msgs.append(f"completed interrupted save {tmp.name} ({len(moves)} files)")
-        else:
-            msgs.append(f"removed incomplete episode {tmp.name}")
-        shutil.rmtree(tmp, ignore_errors=True)
-    # parts of an index beyond the last complete episode belong to no episode (only outside
-    # interference makes them): set aside in .orphans/ so the next save cannot mix them in
-    nxt = (committed_indices(variant_dir) or [-1])[-1] + 1
-    for sub in ("videos", "instructions", "meta", "bags"):
-        for p in (Path(variant_dir) / sub).glob("*"):
-            if p.stem.isdigit() and int(p.stem) >= nxt:
-                dest = Path(variant_dir) / ".orphans" / f"{sub}-{p.name}-{time.time_ns()}"
-                dest.parent.mkdir(exist_ok=True)
-                os.replace(p, dest)
-                msgs.append(f"moved orphan {sub}/{p.name} (no qpos/{p.stem}.pt) to {dest}")
-    for m in msgs:
-        log.warning("%s: %s", variant_dir, m)
-    return msgs
 
 
 class MotusFormatWriter:
@@ -255,7 +200,7 @@ class MotusFormatWriter:
             raise EpisodeWriteError(f"episode {ep['index']} not saved: {exc}") from exc
         self._episode = None
         try:
-            self._commit(ep["tmp"], moves)
+            commit(ep["tmp"], self.dir, moves)
         except BaseException as exc:
             try:  # all data is on disk: finish the moves now, or at the next start
                 recover(self.dir)
@@ -307,7 +252,7 @@ class MotusFormatWriter:
         if (tmp / "bag").is_dir():  # the raw bag the caller wrote into bag_dir (closed)
             (self.dir / "bags").mkdir(exist_ok=True)
             moves.insert(0, ["bag", f"bags/{i}"])
-        _write_text(tmp / "instruction.txt", ep["instruction"])
+        write_text(tmp / "instruction.txt", ep["instruction"])
         emb_shape = None
         if self.embed_fn is not None:
             emb = np.asarray(self.embed_fn(ep["instruction"]), dtype=np.float32)
@@ -317,22 +262,12 @@ class MotusFormatWriter:
             moves.append(["instruction.pt", f"instructions/{i}.pt"])
             emb_shape = list(emb.shape)
         meta = self._meta(ep, qpos, emb_shape, extra_meta)
-        _write_text(tmp / "meta.json", json.dumps(meta, indent=1))
+        write_text(tmp / "meta.json", json.dumps(meta, indent=1))
         moves.append(["meta.json", f"meta/{i}.json"])
         torch_io.save_tensor(tmp / "qpos.pt", qpos)
         moves.append(["qpos.pt", f"qpos/{i}.pt"])  # last: its presence marks the episode complete
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         return moves
-
-    def _commit(self, tmp: Path, moves: list[list[str]]) -> None:
-        _write_text(tmp / "COMMIT.part", json.dumps(moves))
-        os.replace(tmp / "COMMIT.part", tmp / "COMMIT")  # atomic: COMMIT is whole or absent
-        _fsync_dir(tmp)
-        for src, dst in moves:
-            os.replace(tmp / src, self.dir / dst)
-        for sub in PART_DIRS:
-            _fsync_dir(self.dir / sub)
-        shutil.rmtree(tmp)
 
     def _meta(self, ep, qpos, emb_shape, extra: dict[str, Any]) -> dict[str, Any]:
         p = self.profile

@@ -133,7 +133,7 @@ def test_full_disk_discards_episode_cleanly(tmp_path, small_profile, monkeypatch
     if where == "qpos":
         monkeypatch.setattr(torch_io, "save_tensor", _enospc)
     elif where == "meta":
-        monkeypatch.setattr(motus_format, "_write_text", _enospc)
+        monkeypatch.setattr(motus_format, "write_text", _enospc)
     w.start_episode("full disk")
     if where == "video":
         monkeypatch.setattr(w._episode["worker"].encoder, "write", _enospc)
