@@ -117,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="motus-dataset",
         description="Validate, summarise and inspect Motus-format datasets "
         "(<root>/<task>/<variant>/{videos,qpos,instructions}/).",
+        epilog="examples:\n" + __doc__.split("Examples::", 1)[1].rstrip(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = p.add_subparsers(dest="cmd", required=True)
     v = sub.add_parser("validate", help="check layout, shapes, NaNs, video frames vs qpos rows")
