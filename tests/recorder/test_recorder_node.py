@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from motus_recorder.dataset import TaskFolder, validate
 from tests.recorder.recorder_fixtures import image_at, qpos_at
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _call(rec, client, timeout_s=20.0):
@@ -118,6 +122,7 @@ def test_record_episode_over_dds(
     keys = subprocess.Popen(
         [sys.executable, "-m", "motus_recorder.ros.record_keys"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
     )  # fmt: skip
     try:
         keys.stdin.write("s\n")
