@@ -63,9 +63,12 @@ def update_stat_file(root: str | os.PathLike[str]) -> dict[str, dict[str, list[f
         data = read_stat_file(path) if path.is_file() else {}
         data.update(collect_episode_ranges(root))
         tmp = root / f".{STAT_FILE}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(data, f, indent=1)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
     return data

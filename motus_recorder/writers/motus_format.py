@@ -211,7 +211,14 @@ class MotusFormatWriter:
                     f"episode {ep['index']}: commit interrupted ({exc}); the next start "
                     "completes it"
                 ) from exc
-        update_stat_file(self.root)
+        try:
+            update_stat_file(self.root)
+        except (OSError, ValueError) as exc:  # the episode itself is safely on disk
+            log.error(
+                "episode %d saved, but %s/stat.json was not updated: %s "
+                "(fix, then run `motus-dataset stats %s --write`)",
+                ep["index"], self.root, exc, self.root,
+            )  # fmt: skip
         log.info("saved episode %d (%d frames) in %s", ep["index"], len(ep["buffer"]), self.dir)
         return ep["index"]
 

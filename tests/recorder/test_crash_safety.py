@@ -164,3 +164,16 @@ def test_orphan_parts_are_set_aside_not_mixed_into_the_next_episode(tmp_path, sm
     assert not (variant / "videos" / "0.mp4").exists()
     assert [p.read_bytes() for p in (variant / ".orphans").iterdir()] == [b"stray"]
     w.close()
+
+
+def test_full_disk_on_stat_update_keeps_the_saved_episode(tmp_path, small_profile, monkeypatch):
+    from motus_recorder import stats
+
+    w = MotusFormatWriter(WriterConfig(root=str(tmp_path), task="t"), small_profile)
+    w.start_episode("stat fails")
+    w.add_frame(frame_at(small_profile, 0))
+    monkeypatch.setattr(stats.json, "dump", _enospc)
+    assert w.save_episode() == 0  # the episode is complete; only the statistics lag
+    w.close()
+    assert committed_indices(tmp_path / "t" / "default") == [0]
+    assert not (tmp_path / "stat.json").exists() and not list(tmp_path.glob(".stat.json.*"))
