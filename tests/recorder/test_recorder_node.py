@@ -100,11 +100,18 @@ def test_record_episode_over_dds(
     assert 35 <= ep.qpos.shape[0] <= 60, ep.qpos.shape  # ~2 s at 25 Hz
     with lock:
         table = np.stack(published)
-    # every recorded row is exactly one published vector, in publishing order
-    ks = [int(np.flatnonzero((table == row).all(axis=1))[0]) for row in ep.qpos]
-    assert all(b > a for a, b in zip(ks, ks[1:], strict=False)), ks
-    assert sum(b - a == 1 for a, b in zip(ks, ks[1:], strict=False)) >= 0.9 * (len(ks) - 1)
-    assert ep.meta["sync"]["dropped"] <= 3, ep.meta["sync"]
+    # each arm's half of every row is exactly one published message, in publishing order; a
+    # repeat is a message reused by two ticks (publisher jitter) and is counted as a duplicate
+    sync = ep.meta["sync"]["streams"]
+    for arm, half in (("left", slice(0, 7)), ("right", slice(7, 14))):
+        ks = [
+            int(np.flatnonzero((table[:, half] == row).all(axis=1))[0]) for row in ep.qpos[:, half]
+        ]
+        steps = np.diff(ks)
+        assert (steps >= 0).all(), ks
+        assert (steps == 1).mean() >= 0.7, ks
+        assert int((steps == 0).sum()) == sync[arm]["duplicates"], (ks, sync[arm])
+    assert ep.meta["sync"]["dropped"] <= 5, ep.meta["sync"]
     assert (root / "pick" / "default" / "bags" / "0" / "metadata.yaml").is_file()
     # bad input over DDS: a mono8 frame on the head camera fails and discards the episode
     r = _call(rec, start)
