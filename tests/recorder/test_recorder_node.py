@@ -1,0 +1,156 @@
+"""recorder_node over real DDS: 3 cameras + 2 arms published at the record rate, start/stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from motus_recorder.dataset import TaskFolder, validate
+from tests.recorder.recorder_fixtures import image_at, qpos_at
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _call(rec, client, timeout_s=20.0):
+    from std_srvs.srv import Trigger
+
+    assert client.wait_for_service(timeout_sec=timeout_s), client.srv_name
+    fut = client.call_async(Trigger.Request())
+    deadline = time.monotonic() + timeout_s
+    while not fut.done() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert fut.done(), f"{client.srv_name}: no response\n" + rec.output()[-3000:]
+    return fut.result()
+
+
+@pytest.mark.ros
+@pytest.mark.timeout(120)
+def test_record_episode_over_dds(
+    tmp_path, small_profile, small_profile_path, spawn_node, ros_context, spin_in_background
+):
+    from rclpy.node import Node
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image, JointState
+    from std_msgs.msg import String
+    from std_srvs.srv import Trigger
+
+    from motus_policy.ros.conversions import image_to_msg, joint_state_to_msg
+
+    root = tmp_path / "ds"
+    rec = spawn_node(
+        "motus_recorder.ros.recorder_node",
+        "-p", f"profile:={small_profile_path}", "-p", f"root:={root}",
+        "-p", "task:=pick", "-p", "instruction:=pick the cube", "-p", "write_bag:=true",
+        # the feeder stamps at publish time, jittery on a loaded 2-core box: wider tolerance
+        # and drop budget than for cameras that stamp at exposure (sync is unit-tested)
+        "-p", "tolerance_s:=0.035", "-p", "max_drop_fraction:=0.5",
+    )  # fmt: skip
+    rec.wait_for("READY", timeout_s=60)
+
+    node = Node("feeder", context=ros_context)
+    # cameras best effort (sensor-data QoS, as the sim publishes them), joints reliable
+    cams = [
+        node.create_publisher(Image, c.topic, qos_profile_sensor_data)
+        for c in small_profile.cameras
+    ]
+    arms = [
+        (
+            node.create_publisher(JointState, a.state_topic, 10),
+            [*a.joint_names, a.gripper.joint_name],
+        )
+        for a in small_profile.arms
+    ]  # fmt: skip
+    status = []
+    node.create_subscription(String, "/recorder/status", lambda m: status.append(m.data), 10)
+    start = node.create_client(Trigger, "/recorder/start")
+    stop = node.create_client(Trigger, "/recorder/stop")
+    published: list[np.ndarray] = []
+    lock = threading.Lock()
+
+    def publish():
+        with lock:
+            k = len(published)
+            q = qpos_at(k)
+            published.append(q)
+        t = node.get_clock().now().nanoseconds
+        for i, pub in enumerate(cams):
+            pub.publish(image_to_msg(image_at(k, i), t))
+        for (pub, names), part in zip(arms, (q[:7], q[7:]), strict=True):
+            pub.publish(joint_state_to_msg(names, part, t))
+
+    node.create_timer(1.0 / small_profile.record_rate_hz, publish)
+    spin_in_background(node, ros_context)
+    time.sleep(1.0)  # discovery + a few frames buffered
+    r = _call(rec, start)
+    assert r.success, r.message
+    time.sleep(2.0)
+    r = _call(rec, stop)
+    assert r.success, r.message + "\n" + rec.output()[-3000:]
+    assert "saved episode 0" in r.message
+
+    n, problems = validate(root)
+    assert (n, problems) == (1, [])
+    ep = TaskFolder(root / "pick" / "default").read_episode(0)
+    assert ep.instruction == "pick the cube"
+    st = ep.meta["sync"]
+    assert st["recorded"] == ep.qpos.shape[0] and st["recorded"] + st["dropped"] == st["ticks"]
+    assert 25 <= ep.qpos.shape[0] <= 60, st  # ~2 s at 25 Hz
+    with lock:
+        table = np.stack(published)
+    # each arm's half of every row is exactly one published message, in publishing order; a
+    # repeat is a message reused by two ticks (publisher jitter) and is counted as a duplicate
+    sync = ep.meta["sync"]["streams"]
+    for arm, half in (("left", slice(0, 7)), ("right", slice(7, 14))):
+        ks = [
+            int(np.flatnonzero((table[:, half] == row).all(axis=1))[0]) for row in ep.qpos[:, half]
+        ]
+        steps = np.diff(ks)
+        assert (steps >= 0).all(), ks
+        assert (steps == 1).mean() >= 0.7, ks
+        assert int((steps == 0).sum()) == sync[arm]["duplicates"], (ks, sync[arm])
+    assert (root / "pick" / "default" / "bags" / "0" / "metadata.yaml").is_file()
+    # bad input over DDS: a mono8 frame on the head camera fails and discards the episode
+    r = _call(rec, start)
+    assert r.success, r.message
+    time.sleep(0.5)
+    bad = image_to_msg(image_at(0, 0), node.get_clock().now().nanoseconds)
+    bad.encoding = "mono8"
+    cams[0].publish(bad)
+    time.sleep(0.5)
+    r = _call(rec, stop)
+    assert not r.success and "discarded" in r.message and "mono8" in r.message, r.message
+    assert TaskFolder(root / "pick" / "default").episode_indices() == [0]
+
+    # the keyboard front end: s starts, e saves (keys piped one per line)
+    keys = subprocess.Popen(
+        [sys.executable, "-m", "motus_recorder.ros.record_keys"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )  # fmt: skip
+    try:
+        keys.stdin.write("s\n")
+        keys.stdin.flush()
+        deadline = time.monotonic() + 30
+        while not any(json.loads(x)["recording"] for x in status[-2:]):
+            assert time.monotonic() < deadline, "record_keys did not start an episode"
+            time.sleep(0.05)
+        time.sleep(1.0)
+        out, _ = keys.communicate("e\n", timeout=30)
+    finally:
+        keys.kill()
+    assert "start: ok" in out and "stop: ok: saved episode 1" in out, out
+    assert TaskFolder(root / "pick" / "default").episode_indices() == [0, 1]
+
+    time.sleep(0.3)
+    states = [json.loads(s) for s in status]
+    assert any(s["recording"] and s["frames"] > 0 for s in states)
+    assert states[-1]["last_saved"] == 1 and not states[-1]["recording"]
+    assert "mono8" in states[-1]["last_error"]
