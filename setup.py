@@ -21,10 +21,14 @@ NODES = {
     "teleop_node": "motus_teleop.ros.teleop_node:main",
     "policy_node": "motus_policy.ros.policy_node:main",
     "bag_player_node": "motus_policy.ros.bag_player_node:main",
+    "recorder_node": "motus_recorder.ros.recorder_node:main",
+    "record_keys": "motus_recorder.ros.record_keys:main",
 }
 CLIS = {
     "motus-bringup": "motus_policy.bringup.runner:main",
     "motus-eval": "motus_policy.evaluation.cli:main",
+    "motus-dataset": "motus_recorder.cli:main",
+    "motus-expert": "motus_teleop.expert.__main__:main",
 }
 
 setup(

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Bootstrap a fresh machine for this project: apt packages when missing, then .venv with every
 # pinned dependency (requirements.txt under constraints.txt, which keeps torch on the CPU build).
-# Idempotent and cheap when nothing changed: the venv is rebuilt only when requirements.txt or
-# constraints.txt change (their hash is stamped into .venv/.motus-stamp).
+# Idempotent and cheap when nothing changed: pip runs only when requirements.txt or
+# constraints.txt changed since the last run (their hash is stamped into .venv/.motus-stamp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,11 +24,14 @@ stamp=$(cat requirements.txt constraints.txt | sha256sum | cut -c1-16)
 if [ -f .venv/.motus-stamp ] && [ "$(cat .venv/.motus-stamp)" = "$stamp" ]; then
   exit 0
 fi
-echo "[setup] creating .venv (pinned requirements; takes about a minute on a warm pip cache)"
-rm -rf .venv
-"$PY" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip==25.3 2>&1 \
-  | { grep -v "is neither a file nor a directory" || true; }
+if [ ! -x .venv/bin/python ]; then
+  echo "[setup] creating .venv (pinned requirements; takes about a minute on a warm pip cache)"
+  "$PY" -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip==25.3 2>&1 \
+    | { grep -v "is neither a file nor a directory" || true; }
+else
+  echo "[setup] requirements changed: updating .venv in place"
+fi
 # (the machine's pip config may list local indexes that do not exist: hide only those warnings)
 .venv/bin/python -m pip install -q -c constraints.txt -r requirements.txt 2>&1 \
   | { grep -v "is neither a file nor a directory" || true; }

@@ -7,6 +7,7 @@ so raw images cross processes without drops, and the test process uses a private
 
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 import signal
@@ -36,17 +37,40 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
+DOMAIN_LOCK_DIR = Path(os.environ.get("TMPDIR", "/tmp")) / "motus-ros-domains"
+
+
+def _claim_domain() -> tuple[int, int]:
+    """Claim a free ROS_DOMAIN_ID (1..232) with an flock held for the test's lifetime.
+
+    Random ids collided between xdist workers and with other runs on the same machine; a lock
+    file per id makes the claim exclusive across processes.
+    """
+    DOMAIN_LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    start = random.randint(1, 232)
+    for i in range(232):
+        domain = 1 + (start + i) % 232
+        fd = os.open(DOMAIN_LOCK_DIR / f"{domain}.lock", os.O_CREAT | os.O_RDWR, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return domain, fd
+        except BlockingIOError:
+            os.close(fd)
+    raise RuntimeError("no free ROS_DOMAIN_ID in 1..232")
+
+
 @pytest.fixture
 def ros_env(monkeypatch):
     """Own DDS domain + localhost discovery + the shipped Fast DDS profile, for this test."""
-    domain = random.randint(1, 200)
+    domain, fd = _claim_domain()
     monkeypatch.setenv("ROS_DOMAIN_ID", str(domain))
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     monkeypatch.delenv("ROS_LOCALHOST_ONLY", raising=False)
     monkeypatch.setenv("FASTRTPS_DEFAULT_PROFILES_FILE", str(DDS_PROFILE))
     monkeypatch.setenv("MUJOCO_GL", os.environ.get("MUJOCO_GL", "egl"))
     monkeypatch.setenv("PYTHONUNBUFFERED", "1")
-    return domain
+    yield domain
+    os.close(fd)  # releases the lock
 
 
 class NodeProcess:
