@@ -30,8 +30,8 @@ class MotusBackend:
     """Motus as a policy backend.
 
     Args:
-        profile: the robot profile (its ``record_rate_hz`` must equal the checkpoint's action
-            rate, since one action is executed per recorded period).
+        profile: the robot profile; its ``record_rate_hz`` must be an integer multiple g of the
+            checkpoint's action rate (actions are trained every g-th recorded frame).
         checkpoint: folder written by ``MotusPolicy.save_pretrained``, or ``"tiny-random"``.
         device: ``cpu``, ``cuda[:i]`` or ``auto`` (CUDA when available); bf16 on CUDA, fp32 on
             CPU.
@@ -95,10 +95,12 @@ class MotusBackend:
             say(f"loading Motus checkpoint {self.checkpoint} on {self.device}")
             policy = MotusPolicy.from_pretrained(self.checkpoint, device=self.device)
         rate = float(policy.config.action_rate_hz)
-        if abs(rate - self.profile.record_rate_hz) > 1e-6:
+        stride = self.profile.record_rate_hz / rate
+        if rate <= 0 or abs(stride - round(stride)) > 1e-6 or round(stride) < 1:
             raise ValueError(
-                f"checkpoint action rate {rate} Hz != profile {self.profile.name} record_rate_hz "
-                f"{self.profile.record_rate_hz} Hz: the chunk would be executed at the wrong speed"
+                f"checkpoint action rate {rate} Hz does not divide profile {self.profile.name}'s "
+                f"record_rate_hz {self.profile.record_rate_hz} Hz: actions are trained every g-th "
+                "recorded frame (g integer, reference §3.2): a checkpoint for another robot"
             )
         self.policy = policy
         say(f"Motus loaded in {time.monotonic() - t0:.1f} s; warming up")

@@ -14,6 +14,7 @@ finger opening in metres, ``rad`` for vendor joint angles).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -179,6 +180,25 @@ class RobotProfile:
                 f"{what}: {self.joint_names[i]} (index {i}) = {q[i]:.4f} outside "
                 f"[{lo[i]:.4f}, {hi[i]:.4f}]"
             )
+
+
+def with_image_size(profile: RobotProfile, height: int, width: int) -> RobotProfile:
+    """The same profile with every camera at ``height`` x ``width`` (0, 0 = unchanged).
+
+    For runs that render or capture at another size than the profile's (e.g. a low-resolution
+    simulation); the sim node, the recorder and the policy node all take this override.
+
+    Raises:
+        ValueError: only one of height / width given, or a negative size.
+    """
+    if (height == 0) != (width == 0) or height < 0 or width < 0:
+        raise ValueError(f"image size: expected both > 0 or both 0, got {height}x{width}")
+    if height == 0:
+        return profile
+    cams = tuple(
+        dataclasses.replace(c, height=int(height), width=int(width)) for c in profile.cameras
+    )
+    return dataclasses.replace(profile, cameras=cams)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -62,6 +62,10 @@ class RecorderConfig:
     crf: int = 23
     preset: str = "veryfast"
     """x264 preset; ``ultrafast`` encodes ~4x faster (bigger files) on a weak recording PC."""
+    image_height: int = 0
+    """Expected camera height in pixels; 0 = the profile's (set with image_width)."""
+    image_width: int = 0
+    """Expected camera width in pixels; 0 = the profile's."""
 
     def __post_init__(self) -> None:
         for name in ("profile", "root", "task", "variant"):

@@ -70,6 +70,7 @@ class SimEvalClient:
         ex = profile.extras
         self._params = self.node.create_client(SetParameters, f"/{sim_node}/set_parameters")
         self._reset = self.node.create_client(Trigger, ex["reset_service"])
+        self._triggers: dict = {}
         self._success = False
         self._reward = 0.0
         self._clock_ns = 0
@@ -211,6 +212,26 @@ class SimEvalClient:
             reward_curve=tuple(self._curve),
             video=str(video) if video else None,
         )
+
+    def run_for(self, sim_s: float, wall_timeout_s: float) -> None:
+        """Keep the graph running for ``sim_s`` more seconds of sim time.
+
+        Raises:
+            TimeoutError: sim time stalled.
+        """
+        t_wall, until = time.monotonic(), self._clock_ns + round(sim_s * 1e9)
+        while self._clock_ns < until:
+            if time.monotonic() - t_wall > wall_timeout_s:
+                raise TimeoutError(f"sim time stalled at {self._clock_ns} ns")
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def call_trigger(self, service: str, timeout_s: float = SERVICE_TIMEOUT_S) -> tuple[bool, str]:
+        """Call a std_srvs/Trigger service by name; returns (success, message)."""
+        client = self._triggers.get(service)
+        if client is None:
+            client = self._triggers[service] = self.node.create_client(Trigger, service)
+        res = self._call(client, Trigger.Request(), service)
+        return bool(res.success), str(res.message)
 
     def close(self) -> None:
         """Destroy the node and executor."""

@@ -31,7 +31,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from motus_policy.ros.conversions import msg_to_image, msg_to_positions, time_to_ns
-from motus_recorder.profile import load_profile
+from motus_recorder.profile import load_profile, with_image_size
 from motus_recorder.recorder import Recorder, RecorderConfig
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
@@ -51,7 +51,9 @@ class RecorderNode(Node):
                 for f in dataclasses.fields(RecorderConfig)
             }
         )
-        self.profile = load_profile(cfg.profile)
+        self.profile = with_image_size(
+            load_profile(cfg.profile), cfg.image_height, cfg.image_width
+        )
         self.recorder = Recorder(cfg, self.profile, lambda: self.get_clock().now().nanoseconds)
         for msg in self.recorder.writer.recovered:
             self.get_logger().warning(f"dataset recovery: {msg}")
