@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--bringup",
         default=None,
-        help="bring-up description to start (default: sim for expert, sim_policy for policy)",
+        help="bring-up description to start (default: sim_expert for expert, sim for policy)",
     )
     s.add_argument(
         "--attach",
@@ -228,7 +228,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not start nodes: evaluate the graph that is already running",
     )
     s.add_argument("--label", default=None, help="name of this run in tables (e.g. checkpoint)")
-    s.add_argument("--policy-node", default="policy", help="policy node name (for ~/status)")
+    s.add_argument("--policy-node", default="motus_policy", help="policy node name (~/status)")
+    s.add_argument(
+        "--checkpoint",
+        default=None,
+        help="Motus checkpoint folder for --agent policy (default: the bring-up's)",
+    )
+    s.add_argument(
+        "--bringup-arg",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra bring-up argument, e.g. image_height=240 (repeatable)",
+    )
     s.add_argument(
         "--video-topic",
         default=None,

@@ -1,6 +1,6 @@
 """``motus-eval sim``: closed-loop episodes through the ROS graph, written as JSON + Markdown.
 
-Starts a bring-up description (``sim``: simulator + scripted expert; ``sim_policy``: simulator +
+Starts a bring-up description (``sim_expert``: simulator + scripted expert; ``sim``: simulator +
 policy node) with :class:`~motus_policy.bringup.runner.BringupRunner`, or attaches to a running
 graph (``--attach``), then drives one episode per seed with
 :class:`~motus_policy.ros.sim_eval_client.SimEvalClient`. Results go to ``sim_eval.json`` and
@@ -26,7 +26,7 @@ from motus_policy.evaluation.sim_eval import (
 )
 
 AGENT_NAMES = {"expert": "scripted expert", "policy": "policy"}
-DEFAULT_BRINGUP = {"expert": "sim", "policy": "sim_policy"}
+DEFAULT_BRINGUP = {"expert": "sim_expert", "policy": "sim"}
 
 
 def seed_list(start: int, end: int | None, episodes: int | None) -> list[int]:
@@ -56,6 +56,23 @@ def write_results(summary: dict, out: Path) -> None:
         os.replace(tmp, out / name)
 
 
+def bringup_args(ns) -> dict[str, str]:
+    """Bring-up arguments for ``motus-eval sim``.
+
+    The expert runs in lockstep; the policy free-runs on sim time with the given checkpoint;
+    ``--bringup-arg k=v`` adds more.
+    """
+    args = {"task": ns.task}
+    if ns.agent == "expert":
+        args["mode"] = "lockstep"
+    elif getattr(ns, "checkpoint", None):
+        args["checkpoint"] = ns.checkpoint
+    for kv in getattr(ns, "bringup_arg", []) or []:
+        k, _, v = kv.partition("=")
+        args[k] = v
+    return args
+
+
 def run_sim_eval(ns) -> int:
     """Run the episodes described by the parsed ``motus-eval sim`` arguments; returns 0/1."""
     from motus_policy.bringup import load_bringup
@@ -73,7 +90,7 @@ def run_sim_eval(ns) -> int:
     with ExitStack() as stack:
         if not ns.attach:
             name = ns.bringup or DEFAULT_BRINGUP[ns.agent]
-            nodes = load_bringup(name).resolve({"task": ns.task, "mode": "lockstep"})
+            nodes = load_bringup(name).resolve(bringup_args(ns))
             runner = stack.enter_context(BringupRunner(nodes, log_dir=out, echo=False))
             print(f"[sim] starting {', '.join(n.name for n in nodes)} (logs in {out}/)")
             runner.wait_ready(timeout_s=120)

@@ -45,8 +45,15 @@ def test_teleop_node_clamps_rate_limits_and_holds_on_stale_leader(
     follower = np.zeros(7)
     # Leader far outside the limits: joint 1 at 5 rad (limit 2.618), gripper 0.5 m (limit 0.1).
     leader = np.array([5.0, 0.5, -0.5, 0.0, 0.0, 0.0, 0.5])
-    t_end = time.monotonic() + 1.5
-    while time.monotonic() < t_end:
+    # Drive for at least 1.5 s (3 rad/s covers 2.618 rad in < 1 s) and, on a loaded machine,
+    # until the command reached the clamp (at most 10 s).
+    t_start = time.monotonic()
+
+    def at_limit() -> bool:
+        with lock:
+            return bool(cmds) and abs(cmds[-1][2][0] - LEFT.position_max_rad[0]) < 1e-6
+
+    while time.monotonic() < t_start + 1.5 or (not at_limit() and time.monotonic() < t_start + 10):
         now = node.get_clock().now().nanoseconds
         state_pub.publish(joint_state_to_msg(NAMES, follower, now))
         leader_pub.publish(joint_state_to_msg(NAMES, leader, now))
