@@ -28,13 +28,13 @@ def _backend(ns, action_rate_hz: float, profile):
         from motus_policy.backend_motus import MotusBackend  # the lead's; heavy imports
 
         return MotusBackend(profile, ns.checkpoint, device=ns.device)
-    from motus_policy.evaluation.fake_backends import HoldBackend, ScriptedBackend
+    from motus_policy.evaluation.baselines import ConstantVelocityBaseline, HoldBaseline
 
     kw = {"chunk_size": ns.chunk_size, "action_rate_hz": action_rate_hz}
     if ns.backend == "hold":
-        return HoldBackend(**kw)
-    v = np.full(14, ns.scripted_velocity, dtype=np.float64)
-    return ScriptedBackend(velocity_per_s=v, **kw)
+        return HoldBaseline(**kw)
+    v = np.full(14, ns.baseline_velocity, dtype=np.float64)
+    return ConstantVelocityBaseline(velocity_per_s=v, **kw)
 
 
 def cmd_replay(ns) -> int:
@@ -163,10 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto", help="Motus device: auto | cpu | cuda[:i]")
     r.add_argument(
         "--backend",
-        choices=["motus", "hold", "scripted"],
+        choices=["motus", "hold", "constant_velocity"],
         default=None,
         help="model: motus (needs --checkpoint; the default when given), hold (repeat the "
-        "state: the do-nothing baseline) or scripted (constant-velocity extrapolation)",
+        "state: the do-nothing baseline) or constant_velocity (extrapolation baseline)",
     )
     r.add_argument(
         "--mode",
@@ -186,10 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-chunks", type=int, default=0, help="stop after n chunks (0: all)")
     r.add_argument("--chunk-size", type=int, default=48, help="A for the fake backends")
     r.add_argument(
-        "--scripted-velocity",
+        "--baseline-velocity",
         type=float,
         default=0.0,
-        help="per-joint velocity of the scripted backend (unit/s)",
+        help="per-joint velocity of the constant_velocity baseline (unit/s)",
     )
     r.add_argument("--video", action="store_true", help="write frames.mp4 (frame modes)")
     r.add_argument("--out", default="outputs/replay", help="output folder")

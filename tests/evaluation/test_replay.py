@@ -18,8 +18,8 @@ import yaml
 from bagfiles import HW, V, stamp_ns
 
 from motus_policy.evaluation.bag_reader import StreamMap, index_bag, open_bag
+from motus_policy.evaluation.baselines import ConstantVelocityBaseline
 from motus_policy.evaluation.cli import main
-from motus_policy.evaluation.fake_backends import ScriptedBackend
 from motus_policy.evaluation.replay import ReplayConfig, run_replay
 from motus_recorder import schema
 from motus_recorder.profile import load_profile
@@ -110,7 +110,7 @@ def test_scripted_backend_matches_linear_motion(make_bag):
     bag = make_bag(n=N)
     prof = load_profile("aloha_agilex_2")
     sm = StreamMap.from_profile(prof)
-    backend = ScriptedBackend(velocity_per_s=V, chunk_size=A, action_rate_hz=30.0)
+    backend = ConstantVelocityBaseline(velocity_per_s=V, chunk_size=A, action_rate_hz=30.0)
     with open_bag(bag) as r:
         res = run_replay(r, index_bag(r, sm), sm, backend, ReplayConfig(30.0, mode="vla"))
     err = np.abs(np.asarray(res.predicted) - np.asarray(res.recorded))

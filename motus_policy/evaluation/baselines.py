@@ -1,4 +1,4 @@
-"""Deterministic :class:`~motus_policy.backend.PolicyBackend` fakes for replay tests and dry runs.
+"""Baseline policies for replay: deterministic :class:`~motus_policy.backend.PolicyBackend` s.
 
 Fakes at the model boundary only: their predictions can be computed by hand, so replay metrics can
 be asserted exactly. ``hold`` repeats the observed state (the "do nothing" baseline every policy
@@ -18,7 +18,7 @@ from motus_recorder import schema
 from motus_recorder.composite import compose_t_layout
 
 
-class HoldBackend:
+class HoldBaseline:
     """Every action = the observed state; frames = the observed composite.
 
     Args:
@@ -78,12 +78,12 @@ class HoldBackend:
         return ActionChunk(actions, obs.stamp_ns, period_ns, frames, stamps)
 
 
-class ScriptedBackend(HoldBackend):
+class ConstantVelocityBaseline(HoldBaseline):
     """Action k = state + velocity * (k + 1) * period: constant-velocity extrapolation.
 
     Args:
         velocity_per_s: float (14,) per-joint velocity (rad/s; gripper unit/s); default zeros.
-        **kwargs: as :class:`HoldBackend`.
+        **kwargs: as :class:`HoldBaseline`.
     """
 
     def __init__(self, velocity_per_s: np.ndarray | None = None, **kwargs):
