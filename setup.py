@@ -29,6 +29,7 @@ CLIS = {
     "motus-eval": "motus_policy.evaluation.cli:main",
     "motus-dataset": "motus_recorder.cli:main",
     "motus-expert": "motus_teleop.expert.__main__:main",
+    "motus-lifecycle": "motus_policy.ros.lifecycle_cli:main",
 }
 
 setup(
