@@ -103,7 +103,10 @@ def run_sim_eval(ns) -> int:
             video_topic=ns.video_topic,
             video_dir=out / "videos" if ns.video_topic else None,
             status_topic=status_topic,
+            policy_node=ns.policy_node if ns.agent == "policy" else None,
         )
+        if ns.agent == "policy":
+            client.wait_policy_active()
         stack.callback(client.close)
         bar = tqdm(seeds, desc=f"{ns.agent}/{ns.task}", unit="ep")
         try:

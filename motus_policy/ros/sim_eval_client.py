@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 
 import rclpy
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.executors import SingleThreadedExecutor
@@ -60,6 +62,7 @@ class SimEvalClient:
         video_topic: str | None = None,
         video_dir: str | Path | None = None,
         status_topic: str | None = None,
+        policy_node: str | None = None,
     ):
         if bool(video_topic) != bool(video_dir):
             raise ValueError("video_topic and video_dir: give both or neither")
@@ -71,6 +74,13 @@ class SimEvalClient:
         self._params = self.node.create_client(SetParameters, f"/{sim_node}/set_parameters")
         self._reset = self.node.create_client(Trigger, ex["reset_service"])
         self._triggers: dict = {}
+        self._lifecycle = None
+        self._policy_active = True  # assumed active (autostart) until we deactivate it
+        if policy_node:
+            # The policy is deactivated (holds) across each reset and re-activated afterwards,
+            # so it ramps in from the new initial pose instead of chasing its old plan.
+            self._lifecycle = self.node.create_client(ChangeState, f"/{policy_node}/change_state")
+            self._get_state = self.node.create_client(GetState, f"/{policy_node}/get_state")
         self._success = False
         self._reward = 0.0
         self._clock_ns = 0
@@ -176,7 +186,13 @@ class SimEvalClient:
                 or the simulator stalled).
         """
         t_wall = time.monotonic()
+        if self._lifecycle is not None and self._policy_active:
+            self._transition(Transition.TRANSITION_DEACTIVATE, "deactivate")
+            self._policy_active = False
         start_ns = self.reset(seed)
+        if self._lifecycle is not None:
+            self._transition(Transition.TRANSITION_ACTIVATE, "activate")
+            self._policy_active = True
         limit_ns = start_ns + round(episode_length_s * 1e9)
         self._curve, self._start_ns = [], start_ns
         if self._video_dir is not None:
@@ -212,6 +228,28 @@ class SimEvalClient:
             reward_curve=tuple(self._curve),
             video=str(video) if video else None,
         )
+
+    def wait_policy_active(self, timeout_s: float = 180.0) -> None:
+        """Block until the policy node's lifecycle state is ``active`` (model loaded).
+
+        Raises:
+            TimeoutError: not active in time (the message gives the last state).
+        """
+        deadline, label = time.monotonic() + timeout_s, "?"
+        while time.monotonic() < deadline:
+            label = self._call(
+                self._get_state, GetState.Request(), "get_state"
+            ).current_state.label
+            if label == "active":
+                return
+            self.executor.spin_once(timeout_sec=0.5)
+        raise TimeoutError(f"policy not active after {timeout_s} s (state {label!r})")
+
+    def _transition(self, transition_id: int, what: str) -> None:
+        req = ChangeState.Request(transition=Transition(id=transition_id))
+        res = self._call(self._lifecycle, req, what)
+        if not res.success:
+            raise RuntimeError(f"policy lifecycle {what} failed (see the policy node log)")
 
     def run_for(self, sim_s: float, wall_timeout_s: float) -> None:
         """Keep the graph running for ``sim_s`` more seconds of sim time.
