@@ -31,6 +31,9 @@ from motus_recorder.profile import load_profile
 from motus_teleop.expert import make_expert
 from motus_teleop.operator import Episode, ScriptedOperator
 
+HISTORY_STEPS = 50
+"""Joint-state / pose messages remembered per stream (1 s at 50 Hz)."""
+
 LATCHED = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
 )
@@ -69,10 +72,16 @@ class ExpertNode(Node):
         self.task = task
         extras = self.profile.extras
         self._states: dict[str, tuple[int, np.ndarray]] = {}
-        self._poses: tuple[int, np.ndarray] | None = None
+        self._history: dict[str, dict[int, np.ndarray]] = {a: {} for a in schema.ARM_NAMES}
+        self._pose_history: dict[int, np.ndarray] = {}
         self._pending: Episode | None = None
         self._last_cmd_ns = -1
         self._pubs = {}
+        # Created first on purpose: when an announcement and the new episode's first states are
+        # ready together, rclpy's executor serves subscriptions in creation order, so the
+        # announcement is seen before the states and no state of the new episode is answered
+        # with the old plan.
+        self.create_subscription(String, extras["episode_topic"], self._on_episode, LATCHED)
         for arm in self.profile.arms:
             names = [*arm.joint_names, arm.gripper.joint_name]
             self.create_subscription(
@@ -86,7 +95,6 @@ class ExpertNode(Node):
                 names,
             )
         self.create_subscription(PoseArray, extras["object_pose_topic"], self._on_poses, 10)
-        self.create_subscription(String, extras["episode_topic"], self._on_episode, LATCHED)
         self.get_logger().info(f"expert for {task} READY")
 
     def _on_episode(self, msg: String) -> None:
@@ -99,32 +107,42 @@ class ExpertNode(Node):
         self._pending = Episode(int(data["seed"]), int(data["start_ns"]), self.task)
         self._try_start()
 
+    @staticmethod
+    def _remember(history: dict[int, np.ndarray], t_ns: int, value: np.ndarray) -> None:
+        history[t_ns] = value
+        while len(history) > HISTORY_STEPS:
+            history.pop(next(iter(history)))
+
     def _on_poses(self, msg: PoseArray) -> None:
-        self._poses = (time_to_ns(msg.header.stamp), pose_array_to_numpy(msg))
+        self._remember(self._pose_history, time_to_ns(msg.header.stamp), pose_array_to_numpy(msg))
         self._try_start()
 
     def _on_state(self, arm: str, names: list[str], msg: JointState) -> None:
-        self._states[arm] = (time_to_ns(msg.header.stamp), msg_to_positions(msg, names))
+        t, q = time_to_ns(msg.header.stamp), msg_to_positions(msg, names)
+        self._states[arm] = (t, q)
+        self._remember(self._history[arm], t, q)
         if not self._try_start():
             self._publish_due()
 
-    def _state_at(self, t_ns: int) -> np.ndarray | None:
-        """14-D joint vector if both arms have a state stamped ``t_ns``."""
-        parts = [self._states.get(a) for a in schema.ARM_NAMES]
-        if any(p is None or p[0] != t_ns for p in parts):
-            return None
-        return np.concatenate([p[1] for p in parts])
-
     def _try_start(self) -> bool:
+        """Plan the announced episode from the states and poses stamped at its start.
+
+        Those come from a short history, so the order in which the announcement, the states
+        and the poses arrive does not matter.
+        """
         ep = self._pending
-        if ep is None or self._poses is None or self._poses[0] != ep.start_ns:
+        if ep is None or ep.start_ns not in self._pose_history:
             return False
-        q = self._state_at(ep.start_ns)
-        if q is None:
+        parts = [self._history[a].get(ep.start_ns) for a in schema.ARM_NAMES]
+        if any(p is None for p in parts):
             return False
+        if self._last_cmd_ns >= ep.start_ns:
+            self.get_logger().warning(
+                f"episode seed={ep.seed}: its first state was answered before the announcement"
+            )
         self._pending = None
         try:
-            steps = self.operator.start(ep, q, self._poses[1])
+            steps = self.operator.start(ep, np.concatenate(parts), self._pose_history[ep.start_ns])
         except ValueError as exc:
             self.get_logger().error(f"cannot plan episode seed={ep.seed}: {exc}")
             return False
