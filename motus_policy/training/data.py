@@ -1,0 +1,203 @@
+"""PyTorch ``Dataset`` over Motus-format folders with the official sampling (reference §3.2).
+
+For an episode of T frames and parameters A (action chunk), g (global downsample rate),
+r (video/action frequency ratio), F (video frames), H x W (model image size):
+
+* condition index c ~ Uniform{0 .. T - A*g - 1} (0 when that is negative);
+* action indices c + g*k, k = 1..A, clamped to T - 1 (the *next* A targets);
+* video indices: the action indices at positions r, 2r, .., F*r, i.e. c + g*r*j, j = 1..F;
+* state = qpos[c]; actions and state min-max normalised to [0, 1] with the given stats
+  (``(x - min) / (max - min)``, a zero range replaced by 1; reference §4.2);
+* images: the T-layout composite resized with the pad-to-fit rule (reference §3.4), float in
+  [0, 1], CHW; the UMT5 embedding zero-padded to ``text_len`` rows (reference §4.5).
+
+:func:`collate` builds the batch of reference §4.5 (``first_frame`` [B,3,H,W], ``video_frames``
+[B,F,3,H,W], ``action_sequence`` [B,A,14], ``initial_state`` [B,14], ``language_embedding``
+[B,text_len,4096], ``vlm_inputs`` right-padded with 0 when a ``vlm_fn`` is given).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from motus_recorder.composite import resize_pad
+from motus_recorder.dataset import TaskFolder, find_tasks
+
+
+def sample_indices(n_frames: int, c: int, a: int, g: int, r: int, f: int) -> tuple[list, list]:
+    """Action and video indices for condition index ``c`` (reference §3.2), clamped to T-1."""
+    last = n_frames - 1
+    actions = [min(c + g * k, last) for k in range(1, a + 1)]
+    video = [actions[r * j - 1] for j in range(1, f + 1)]
+    return actions, video
+
+
+def condition_range(n_frames: int, a: int, g: int) -> int:
+    """Largest condition index: ``max(0, T - A*g - 1)`` (c is drawn from 0..this inclusive)."""
+    return max(0, n_frames - a * g - 1)
+
+
+def normalize(x: np.ndarray, stats: Mapping[str, Sequence[float]]) -> np.ndarray:
+    """Min-max to [0, 1] per dimension; a zero range is replaced by 1 (reference §4.2)."""
+    lo = np.asarray(stats["min"], dtype=np.float32)
+    rng = np.asarray(stats["max"], dtype=np.float32) - lo
+    rng[rng == 0] = 1.0
+    return (np.asarray(x, dtype=np.float32) - lo) / rng
+
+
+def _to_chw01(img: np.ndarray, hw: tuple[int, int]) -> torch.Tensor:
+    out = resize_pad(img, hw)
+    return torch.from_numpy(out).permute(2, 0, 1).float().div_(255.0)
+
+
+class MotusEpisodeDataset(Dataset):
+    """Samples (condition, actions, video frames, text) from every episode under ``roots``.
+
+    Args:
+        roots: dataset roots (task folders found recursively).
+        stats: ``{"min": [14], "max": [14]}`` for normalisation (a ``stat.json`` entry), or None
+            for raw values (the released RoboTwin model, reference §4.1).
+        action_chunk: A. downsample: g. video_ratio: r. video_frames: F (A must equal F*r).
+        image_hw: model (H, W), e.g. (384, 320).
+        text_len: rows the UMT5 embedding is zero-padded to (512 upstream).
+        samples_per_episode: dataset length = episodes x this (one random c per item).
+        seed: seed of the condition-index generator (re-seeded per DataLoader worker).
+        vlm_fn: optional ``(text, uint8 HWC image at raw resolution) -> dict of tensors`` (the
+            Qwen3-VL processor, owned by the model package); its output becomes ``vlm_inputs``.
+        require_embedding: raise when an episode has no UMT5 embedding (else zeros).
+
+    Raises:
+        ValueError: A != F*r, or no complete episode found.
+    """
+
+    def __init__(
+        self,
+        roots: Sequence[str | os.PathLike[str]],
+        stats: Mapping[str, Sequence[float]] | None,
+        action_chunk: int,
+        downsample: int,
+        video_ratio: int,
+        video_frames: int,
+        image_hw: tuple[int, int],
+        text_len: int = 512,
+        samples_per_episode: int = 1,
+        seed: int = 0,
+        vlm_fn: Callable[[str, np.ndarray], dict[str, torch.Tensor]] | None = None,
+        require_embedding: bool = True,
+    ):
+        if action_chunk != video_frames * video_ratio:
+            raise ValueError(
+                f"action_chunk: expected video_frames*video_ratio = "
+                f"{video_frames * video_ratio}, got {action_chunk}"
+            )
+        self.a, self.g, self.r, self.f = action_chunk, downsample, video_ratio, video_frames
+        self.hw = (int(image_hw[0]), int(image_hw[1]))
+        self.stats, self.text_len, self.vlm_fn = stats, text_len, vlm_fn
+        self.require_embedding = require_embedding
+        self.samples_per_episode = samples_per_episode
+        self.episodes = [
+            (TaskFolder(t), i) for root in roots for t in find_tasks(root)
+            for i in TaskFolder(t).episode_indices()
+        ]  # fmt: skip
+        if not self.episodes:
+            raise ValueError(f"no complete episodes under {list(map(str, roots))}")
+        self.seed, self._worker = seed, None
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.episodes) * self.samples_per_episode
+
+    def __getitem__(self, idx: int) -> dict[str, Any]:
+        info = torch.utils.data.get_worker_info()
+        if info is not None and self._worker != info.id:  # distinct draws per worker
+            self._worker = info.id
+            self.rng = np.random.default_rng([self.seed, info.id])
+        return self.sample(idx % len(self.episodes))
+
+    def sample(self, episode: int, c: int | None = None) -> dict[str, Any]:
+        """The item of episode number ``episode`` (in :attr:`episodes`) at condition index c.
+
+        ``c`` None draws it uniformly from ``0 .. max(0, T - A*g - 1)``; an explicit ``c`` must
+        be in ``0 .. T-1`` (ValueError otherwise).
+        """
+        task, i = self.episodes[episode]
+        ep = task.read_episode(i)
+        n = ep.qpos.shape[0]
+        if c is None:
+            c = int(self.rng.integers(0, condition_range(n, self.a, self.g) + 1))
+        if not 0 <= c < n:
+            raise ValueError(f"c: expected 0..{n - 1}, got {c}")
+        act_idx, vid_idx = sample_indices(n, c, self.a, self.g, self.r, self.f)
+        frames = ep.frames([c, *vid_idx])
+        actions, state = ep.qpos[act_idx], ep.qpos[c]
+        if self.stats is not None:
+            actions, state = normalize(actions, self.stats), normalize(state, self.stats)
+        item = {
+            "first_frame": _to_chw01(frames[0], self.hw),
+            "video_frames": torch.stack([_to_chw01(f, self.hw) for f in frames[1:]]),
+            "action_sequence": torch.from_numpy(np.asarray(actions, np.float32)),
+            "initial_state": torch.from_numpy(np.asarray(state, np.float32)),
+            "language_embedding": self._embedding(ep),
+            "instruction": ep.instruction,
+            "episode": f"{task.path}:{i}",
+            "condition_index": c,
+            "action_indices": act_idx,
+            "video_indices": vid_idx,
+        }
+        if self.vlm_fn is not None:  # raw-resolution composite for the VLM (reference §4.2)
+            item["vlm_inputs"] = self.vlm_fn(ep.instruction, frames[0])
+        return item
+
+    def _embedding(self, ep) -> torch.Tensor:
+        out = torch.zeros(self.text_len, 4096, dtype=torch.bfloat16)
+        emb = ep.embedding
+        if emb is None:
+            if self.require_embedding:
+                raise FileNotFoundError(f"{ep.task_dir}: episode {ep.index} has no UMT5 .pt")
+            return out
+        if isinstance(emb, list):  # a list of alternatives: one at random (reference §4.1)
+            emb = emb[int(self.rng.integers(0, len(emb)))]
+        emb = emb[: self.text_len]
+        out[: emb.shape[0]] = torch.from_numpy(np.asarray(emb, np.float32)).to(torch.bfloat16)
+        return out
+
+
+def _pad_right(tensors: list[torch.Tensor]) -> torch.Tensor:
+    n = max(t.shape[-1] for t in tensors)
+    return torch.stack([torch.nn.functional.pad(t, (0, n - t.shape[-1])) for t in tensors])
+
+
+def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Batch items into the reference §4.5 format.
+
+    ``vlm_inputs``: ``input_ids``/``attention_mask`` ([1, L] or [L] each) are right-padded with
+    0 to the longest; ``pixel_values`` and ``image_grid_thw`` (per-image patch rows, Qwen style)
+    are concatenated along dim 0.
+    """
+    batch: dict[str, Any] = {
+        k: torch.stack([it[k] for it in items])
+        for k in (
+            "first_frame",
+            "video_frames",
+            "action_sequence",
+            "initial_state",
+            "language_embedding",
+        )
+    }
+    for k in ("instruction", "episode", "condition_index"):
+        batch[k] = [it[k] for it in items]
+    if "vlm_inputs" in items[0]:
+        v = [it["vlm_inputs"] for it in items]
+        batch["vlm_inputs"] = {
+            "input_ids": _pad_right([x["input_ids"].reshape(-1) for x in v]),
+            "attention_mask": _pad_right([x["attention_mask"].reshape(-1) for x in v]),
+            "pixel_values": torch.cat([x["pixel_values"] for x in v]),
+            "image_grid_thw": torch.cat([x["image_grid_thw"].reshape(-1, 3) for x in v]),
+        }
+    return batch

@@ -1,0 +1,146 @@
+"""``motus-dataset``: validate, summarise and look at Motus-format datasets.
+
+Examples::
+
+    motus-dataset validate data/             # exit 1 and one line per problem if any
+    motus-dataset stats data/ --write        # per-dimension min/max, update data/stat.json
+    motus-dataset show data/ --episode pick/v1:0 --png ep0.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from motus_recorder.dataset import TaskFolder, find_tasks, validate
+from motus_recorder.stats import STAT_FILE, minmax, read_stat_file
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    n, problems = validate(args.root, decode=not args.no_decode)
+    for p in problems:
+        print(f"ERROR {p}")
+    if problems:
+        print(f"INVALID: {len(problems)} problem(s), {n} complete episode(s) in {args.root}")
+        return 1
+    print(f"OK: {n} episode(s) in {len(find_tasks(args.root))} task folder(s) under {args.root}")
+    return 0
+
+
+def _cmd_stats(args: argparse.Namespace) -> int:
+    per_key: dict[str, list[np.ndarray]] = defaultdict(list)
+    frames = episodes = 0
+    for t in find_tasks(args.root):
+        task = TaskFolder(t)
+        for i in task.episode_indices():
+            ep = task.read_episode(i, embedding=False)
+            key = args.key or (ep.meta or {}).get("normalization_key") or "dataset"
+            per_key[key].append(ep.qpos)
+            frames += ep.qpos.shape[0]
+            episodes += 1
+    if not episodes:
+        print(f"no complete episodes under {args.root}", file=sys.stderr)
+        return 1
+    stats = {k: minmax(v) for k, v in per_key.items()}
+    print(f"{episodes} episode(s), {frames} frame(s)")
+    print(json.dumps(stats, indent=1))
+    if args.write:
+        path = Path(args.root) / STAT_FILE
+        data = read_stat_file(path) if path.is_file() else {}
+        data.update(stats)
+        path.write_text(json.dumps(data, indent=1))
+        print(f"wrote {path}")
+    return 0
+
+
+def _plot(task: TaskFolder, i: int, png: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = task.read_episode(i, embedding=False)
+    n_rows = ep.qpos.shape[0]
+    picks = np.linspace(0, n_rows - 1, num=min(6, n_rows)).round().astype(int).tolist()
+    frames = ep.frames(picks)
+    fig = plt.figure(figsize=(3 * len(picks), 7))
+    for k, (idx, img) in enumerate(zip(picks, frames, strict=True)):
+        ax = fig.add_subplot(2, len(picks), k + 1)
+        ax.imshow(img)
+        ax.set_title(f"frame {idx}")
+        ax.axis("off")
+    ax = fig.add_subplot(2, 1, 2)
+    names = (ep.meta or {}).get("joint_names") or [f"q{d}" for d in range(ep.qpos.shape[1])]
+    for d in range(ep.qpos.shape[1]):
+        ax.plot(ep.qpos[:, d], label=names[d], lw=1)
+    ax.set_xlabel("frame")
+    ax.set_ylabel("qpos (rad / gripper unit)")
+    ax.legend(ncol=7, fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.15))
+    fig.suptitle(f"{task.path} episode {i}: {ep.instruction}")
+    fig.tight_layout()
+    fig.savefig(png, dpi=80)
+    plt.close(fig)
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    tasks = [TaskFolder(t) for t in find_tasks(args.root)]
+    for task in tasks:
+        idx = task.episode_indices()
+        rows = [task.read_episode(i, embedding=False).qpos.shape[0] for i in idx]
+        rel = task.path.relative_to(args.root) if task.path != Path(args.root) else Path(".")
+        print(f"{rel}: {len(idx)} episode(s), frames per episode {rows}")
+    if args.episode:
+        sub, _, num = args.episode.rpartition(":")
+        task = TaskFolder(Path(args.root) / sub)
+        ep = task.read_episode(int(num), embedding=False)
+        meta = ep.meta or {}
+        print(f"episode {args.episode}: {ep.qpos.shape[0]} frames, instruction {ep.instruction!r}")
+        if "sync" in meta:
+            print(f"  sync: {json.dumps(meta['sync'])}")
+        if args.png:
+            _plot(task, int(num), args.png)
+            print(f"wrote {args.png}")
+    elif args.png:
+        print("--png needs --episode", file=sys.stderr)
+        return 2
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser (exposed for tests and docs)."""
+    p = argparse.ArgumentParser(
+        prog="motus-dataset",
+        description="Validate, summarise and inspect Motus-format datasets "
+        "(<root>/<task>/<variant>/{videos,qpos,instructions}/).",
+    )
+    sub = p.add_subparsers(dest="cmd", required=True)
+    v = sub.add_parser("validate", help="check layout, shapes, NaNs, video frames vs qpos rows")
+    v.add_argument("root", help="dataset root (searched recursively for task folders)")
+    v.add_argument("--no-decode", action="store_true", help="skip decoding videos (faster)")
+    v.set_defaults(fn=_cmd_validate)
+    s = sub.add_parser("stats", help="per-dimension qpos min/max (stat.json format)")
+    s.add_argument("root")
+    s.add_argument("--key", help="stat.json key (default: each episode's normalization_key)")
+    s.add_argument("--write", action="store_true", help="merge the result into ROOT/stat.json")
+    s.set_defaults(fn=_cmd_stats)
+    sh = sub.add_parser("show", help="summary; optional contact sheet + qpos plot as PNG")
+    sh.add_argument("root")
+    sh.add_argument("--episode", help="TASK_SUBPATH:INDEX, e.g. pick/v1:0")
+    sh.add_argument("--png", help="write a contact sheet and qpos plot of --episode here")
+    sh.set_defaults(fn=_cmd_show)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``motus-dataset``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

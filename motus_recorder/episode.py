@@ -1,0 +1,128 @@
+"""One recorded time step (:class:`Frame`), its validation, and the per-episode buffer.
+
+Every frame is checked against the robot profile *before* it is buffered (house style
+principle 15): the three camera images by name, each uint8 (H, W, 3) of the profile's size; the
+14-D joint vector finite and inside the profile's position limits; the timestamp increasing. A
+bad frame raises :class:`FrameError` naming what was expected and what came; the recorder then
+marks the episode for discard, so a corrupt frame never reaches the disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from motus_recorder import schema
+from motus_recorder.composite import compose_t_layout
+from motus_recorder.profile import RobotProfile
+
+
+class FrameError(ValueError):
+    """A frame does not match the profile; the message names the field, expected and found."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One synchronised time step.
+
+    Attributes:
+        t_ns: the step's time (the recording clock), int ns.
+        images: camera name -> uint8 (H, W, 3) RGB, for the profile's three cameras.
+        qpos: (14,) joint state in the 14-D layout (rad; grippers in the profile's unit).
+        stamps_ns: per-stream message stamps used for this step (metadata only).
+    """
+
+    t_ns: int
+    images: Mapping[str, np.ndarray]
+    qpos: np.ndarray
+    stamps_ns: Mapping[str, int] = field(default_factory=dict)
+
+
+class FrameValidator:
+    """Checks frames against a profile's cameras and joint limits.
+
+    Args:
+        profile: the robot profile (camera sizes, joint limits).
+        limit_margin: tolerance added to the position limits (same units), for sensor noise at
+            the joint stops.
+    """
+
+    def __init__(self, profile: RobotProfile, limit_margin: float = 1e-3):
+        self.profile = profile
+        self.limit_margin = float(limit_margin)
+        self._lo = profile.position_min - self.limit_margin
+        self._hi = profile.position_max + self.limit_margin
+
+    def check(self, frame: Frame) -> np.ndarray:
+        """Validate ``frame``; return its qpos as float32 (14,). Raises :class:`FrameError`."""
+        names = set(frame.images)
+        want = set(self.profile.camera_names)
+        if names != want:
+            raise FrameError(f"images: expected cameras {sorted(want)}, got {sorted(names)}")
+        for cam in self.profile.cameras:
+            img = frame.images[cam.name]
+            shape = (cam.height, cam.width, 3)
+            if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.shape != shape:
+                got = f"{img.dtype} {img.shape}" if isinstance(img, np.ndarray) else type(img)
+                raise FrameError(f"{cam.name}: expected uint8 {shape}, got {got}")
+        q = np.asarray(frame.qpos, dtype=np.float64)
+        if q.shape != (schema.STATE_DIM,):
+            raise FrameError(f"qpos: expected shape ({schema.STATE_DIM},), got {q.shape}")
+        names14 = self.profile.joint_names
+        bad = ~np.isfinite(q)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise FrameError(f"qpos: {names14[i]} (index {i}) is {q[i]}")
+        out = (q < self._lo) | (q > self._hi)
+        if out.any():
+            i = int(np.argmax(out))
+            raise FrameError(
+                f"qpos: {names14[i]} (index {i}) = {q[i]:.4f} outside the profile limits "
+                f"[{self.profile.position_min[i]:.4f}, {self.profile.position_max[i]:.4f}]"
+            )
+        return q.astype(np.float32)
+
+
+class EpisodeBuffer:
+    """The non-video part of an episode in memory: qpos rows, times and per-stream stamps.
+
+    ``add`` validates the frame and returns the T-layout composite for the video encoder.
+    Threads: used by one thread at a time (the writer's caller).
+    """
+
+    def __init__(self, validator: FrameValidator):
+        self.validator = validator
+        self._qpos: list[np.ndarray] = []
+        self.t_ns: list[int] = []
+        self.stamps_ns: dict[str, list[int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._qpos)
+
+    def add(self, frame: Frame) -> np.ndarray:
+        """Validate and buffer ``frame``; return its uint8 composite (H + H/2, W, 3).
+
+        Raises:
+            FrameError: invalid frame, or a time not after the previous frame's.
+        """
+        q = self.validator.check(frame)
+        if self.t_ns and frame.t_ns <= self.t_ns[-1]:
+            raise FrameError(
+                f"t_ns: expected > previous {self.t_ns[-1]}, got {frame.t_ns} (clock jump?)"
+            )
+        head, left, right = (frame.images[n] for n in self.validator.profile.camera_names)
+        composite = compose_t_layout(head, left, right)
+        self._qpos.append(q)
+        self.t_ns.append(int(frame.t_ns))
+        for name, st in frame.stamps_ns.items():
+            self.stamps_ns.setdefault(name, []).append(int(st))
+        return composite
+
+    @property
+    def qpos(self) -> np.ndarray:
+        """float32 [T, 14]."""
+        if not self._qpos:
+            return np.zeros((0, schema.STATE_DIM), dtype=np.float32)
+        return np.stack(self._qpos).astype(np.float32)

@@ -1,0 +1,154 @@
+"""recorder_node: records demonstrations into the Motus format (thin wrapper of ``Recorder``).
+
+Subscribes to the profile's three camera topics (sensor_msgs/Image, rgb8/bgr8) and the per-arm
+JointState topics (optionally the command topics, into the raw bag only), and samples them on a
+timer at the profile's ``record_rate_hz`` (node clock: sim time under ``use_sim_time``).
+
+Services (std_srvs/Trigger): ``~/start`` opens an episode with the current ``instruction`` and
+``operator_notes`` parameters, ``~/stop`` saves it, ``~/discard`` drops it. ``~/status``
+(std_msgs/String, JSON: recording, episode, frames, drops, queue_depth, last_saved,
+last_error) is published at 2 Hz and after each service call. Shutdown (Ctrl-C) discards an
+open episode. Parameters: the fields of :class:`motus_recorder.recorder.RecorderConfig`.
+
+Threads: one SingleThreadedExecutor runs subscriptions, the record timer and the services
+(platform.md §1.4); video encoding runs on the writer's worker thread. ``~/stop`` blocks the
+executor while the video is flushed and files are written (not recording then).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.serialization import serialize_message
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+
+from motus_policy.ros.conversions import msg_to_image, msg_to_positions, time_to_ns
+from motus_recorder.profile import load_profile
+from motus_recorder.recorder import Recorder, RecorderConfig
+
+IMAGE_TYPE = "sensor_msgs/msg/Image"
+JOINT_TYPE = "sensor_msgs/msg/JointState"
+
+
+class RecorderNode(Node):
+    """Converts messages and forwards them to :class:`Recorder` (see module docstring)."""
+
+    def __init__(self) -> None:
+        super().__init__("recorder")
+        for f in dataclasses.fields(RecorderConfig):
+            self.declare_parameter(f.name, f.default)
+        cfg = RecorderConfig(
+            **{
+                f.name: self.get_parameter(f.name).value
+                for f in dataclasses.fields(RecorderConfig)
+            }
+        )
+        self.profile = load_profile(cfg.profile)
+        self.recorder = Recorder(cfg, self.profile, lambda: self.get_clock().now().nanoseconds)
+        for msg in self.recorder.writer.recovered:
+            self.get_logger().warning(f"dataset recovery: {msg}")
+        rel = (
+            ReliabilityPolicy.BEST_EFFORT
+            if cfg.best_effort_sensors
+            else ReliabilityPolicy.RELIABLE
+        )
+        qos = QoSProfile(depth=10, reliability=rel)
+        for cam in self.profile.cameras:
+            self.create_subscription(
+                Image, cam.topic, lambda m, c=cam: self._on_image(c.name, c.topic, m), qos
+            )
+        for arm in self.profile.arms:
+            names = [*arm.joint_names, arm.gripper.joint_name]
+            self.create_subscription(
+                JointState,
+                arm.state_topic,
+                lambda m, a=arm, n=names: self._on_joints(a.name, a.state_topic, n, m),
+                qos,
+            )
+            if cfg.record_commands and cfg.write_bag:
+                self.create_subscription(
+                    JointState,
+                    arm.command_topic,
+                    lambda m, t=arm.command_topic: self._raw(t, JOINT_TYPE, m),
+                    qos,
+                )
+        self.status_pub = self.create_publisher(String, "~/status", 10)
+        self.create_service(Trigger, "~/start", self._srv(self._start))
+        self.create_service(Trigger, "~/stop", self._srv(self.recorder.stop))
+        self.create_service(Trigger, "~/discard", self._srv(self.recorder.discard))
+        self.create_timer(1.0 / self.profile.record_rate_hz, self.recorder.tick)
+        self.create_timer(0.5, self._publish_status)
+        self.get_logger().info(
+            f"recorder for {self.profile.name} into {self.recorder.writer.dir} at "
+            f"{self.profile.record_rate_hz} Hz READY"
+        )
+
+    def _raw(self, topic: str, msgtype: str, msg) -> None:
+        if self.recorder.recording and self.recorder.config.write_bag:
+            stamp = self.get_clock().now().nanoseconds
+            self.recorder.on_raw(topic, msgtype, stamp, serialize_message(msg))
+
+    def _on_image(self, camera: str, topic: str, msg: Image) -> None:
+        try:
+            rgb = msg_to_image(msg)
+        except ValueError as exc:
+            self.recorder.on_bad_message(camera, exc)
+            return
+        self.recorder.on_image(camera, time_to_ns(msg.header.stamp), rgb)
+        self._raw(topic, IMAGE_TYPE, msg)
+
+    def _on_joints(self, arm: str, topic: str, names: list[str], msg: JointState) -> None:
+        try:
+            q = msg_to_positions(msg, names)
+        except ValueError as exc:
+            self.recorder.on_bad_message(f"{arm} joint states", exc)
+            return
+        self.recorder.on_joints(arm, time_to_ns(msg.header.stamp), q)
+        self._raw(topic, JOINT_TYPE, msg)
+
+    def _start(self) -> tuple[bool, str]:
+        return self.recorder.start(
+            str(self.get_parameter("instruction").value),
+            str(self.get_parameter("operator_notes").value),
+        )
+
+    def _srv(self, action):
+        def handle(request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+            response.success, response.message = action()
+            log = self.get_logger().info if response.success else self.get_logger().warning
+            log(response.message)
+            self._publish_status()
+            return response
+
+        return handle
+
+    def _publish_status(self) -> None:
+        self.status_pub.publish(String(data=json.dumps(self.recorder.status())))
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run the recorder node until shutdown."""
+    rclpy.init(args=args)
+    node = RecorderNode()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.recorder.close()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

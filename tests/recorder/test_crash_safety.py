@@ -1,0 +1,166 @@
+"""Crash safety: real SIGKILL mid-episode and mid-commit, simulated full disk (ENOSPC)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from motus_recorder.writers import motus_format, torch_io
+from motus_recorder.writers.motus_format import (
+    EpisodeWriteError,
+    MotusFormatWriter,
+    WriterConfig,
+    committed_indices,
+)
+from tests.recorder.recorder_fixtures import frame_at
+
+REPO = Path(__file__).resolve().parents[2]
+
+CHILD = """
+import os, signal, sys, time
+from motus_recorder.profile import load_profile
+from motus_recorder.writers import motus_format
+from motus_recorder.writers.motus_format import MotusFormatWriter, WriterConfig
+from tests.recorder.recorder_fixtures import frame_at
+
+root, profile_path, mode = sys.argv[1:4]
+prof = load_profile(profile_path)
+w = MotusFormatWriter(WriterConfig(root=root, task="t"), prof)
+if mode == "commit":  # die by SIGKILL after the second rename of the commit
+    real, n = os.replace, [0]
+    def replace(src, dst):
+        real(src, dst)
+        if str(dst).endswith((".mp4", ".txt", ".json", ".pt")) and "/.tmp-" not in str(dst):
+            n[0] += 1
+            if n[0] == 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+    motus_format.os.replace = replace
+w.start_episode("crash test")
+for k in range(8):
+    w.add_frame(frame_at(prof, k))
+if mode == "commit":
+    w.save_episode()
+print("RECORDING", flush=True)
+time.sleep(60)
+"""
+
+
+def _run_child(tmp_path, profile_path, mode):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(CHILD), str(tmp_path), str(profile_path), mode],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    return proc
+
+
+def _visible_files(variant: Path) -> list[str]:
+    return sorted(
+        p.relative_to(variant).as_posix()
+        for sub in ("videos", "qpos", "instructions", "meta")
+        for p in (variant / sub).glob("*")
+    )
+
+
+@pytest.mark.timeout(60)
+def test_sigkill_mid_episode_leaves_nothing_visible_and_is_cleaned(tmp_path, small_profile_path):
+    proc = _run_child(tmp_path, small_profile_path, "episode")
+    line = proc.stdout.readline()
+    assert "RECORDING" in line, line + proc.stdout.read()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    variant = tmp_path / "t" / "default"
+    assert _visible_files(variant) == []
+    assert len(list(variant.glob(".tmp-0-*"))) == 1  # the dead writer's work folder
+
+    from motus_recorder.profile import load_profile
+
+    prof = load_profile(small_profile_path)
+    w = MotusFormatWriter(WriterConfig(root=str(tmp_path), task="t"), prof)
+    assert any("removed incomplete episode .tmp-0-" in m for m in w.recovered)
+    assert not list(variant.glob(".tmp-*")) and w.next_index == 0
+    w.start_episode("after crash")
+    w.add_frame(frame_at(prof, 0))
+    assert w.save_episode() == 0  # the aborted episode did not consume an index
+    w.close()
+
+
+@pytest.mark.timeout(60)
+def test_sigkill_mid_commit_is_completed_at_next_start(tmp_path, small_profile_path):
+    proc = _run_child(tmp_path, small_profile_path, "commit")
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, out
+    variant = tmp_path / "t" / "default"
+    assert committed_indices(variant) == []  # qpos is renamed last: not complete yet
+    assert len(_visible_files(variant)) == 2
+
+    from motus_recorder.profile import load_profile
+
+    w = MotusFormatWriter(
+        WriterConfig(root=str(tmp_path), task="t"), load_profile(small_profile_path)
+    )
+    assert any("completed interrupted save" in m for m in w.recovered)
+    assert committed_indices(variant) == [0]
+    assert _visible_files(variant) == [
+        "instructions/0.txt",
+        "meta/0.json",
+        "qpos/0.pt",
+        "videos/0.mp4",
+    ]
+    assert torch_io.load_tensor(variant / "qpos" / "0.pt").shape == (8, 14)
+    assert w.next_index == 1
+    w.close()
+
+
+def _enospc(*_a, **_k):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("where", ["qpos", "meta", "video"])
+def test_full_disk_discards_episode_cleanly(tmp_path, small_profile, monkeypatch, where):
+    w = MotusFormatWriter(WriterConfig(root=str(tmp_path), task="t"), small_profile)
+    if where == "qpos":
+        monkeypatch.setattr(torch_io, "save_tensor", _enospc)
+    elif where == "meta":
+        monkeypatch.setattr(motus_format, "_write_text", _enospc)
+    w.start_episode("full disk")
+    if where == "video":
+        monkeypatch.setattr(w._episode["worker"].encoder, "write", _enospc)
+    for k in range(5):
+        try:
+            w.add_frame(frame_at(small_profile, k))
+        except RuntimeError:
+            break  # the encoder reported the failure on a later frame
+    with pytest.raises(EpisodeWriteError, match="No space left"):
+        w.save_episode()
+    variant = tmp_path / "t" / "default"
+    assert _visible_files(variant) == [] and not list(variant.glob(".tmp-*"))
+    assert not w.recording and w.next_index == 0
+    monkeypatch.undo()
+    w.start_episode("disk freed")
+    for k in range(3):
+        w.add_frame(frame_at(small_profile, k))
+    assert w.save_episode() == 0
+    w.close()
+
+
+def test_orphan_parts_are_set_aside_not_mixed_into_the_next_episode(tmp_path, small_profile):
+    variant = tmp_path / "t" / "default"
+    (variant / "videos").mkdir(parents=True)
+    (variant / "videos" / "0.mp4").write_bytes(b"stray")
+    w = MotusFormatWriter(WriterConfig(root=str(tmp_path), task="t"), small_profile)
+    assert any("moved orphan videos/0.mp4" in m for m in w.recovered)
+    assert not (variant / "videos" / "0.mp4").exists()
+    assert [p.read_bytes() for p in (variant / ".orphans").iterdir()] == [b"stray"]
+    w.close()
