@@ -140,7 +140,11 @@ class Trainer:
         self.loss_module: nn.Module = _LossModule(self.policy.model)
         if self.info.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.loss_module = DistributedDataParallel(self.loss_module, device_ids=ids)
+            # static_graph: the last und block's output projection and FFN never reach the loss
+            # (the und stream ends there), so a fixed set of parameters gets no gradient.
+            self.loss_module = DistributedDataParallel(
+                self.loss_module, device_ids=ids, static_graph=True
+            )
         self.sampler = ResumableDistributedSampler(
             self.train_set,
             num_replicas=self.info.world_size,
