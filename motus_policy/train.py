@@ -6,9 +6,9 @@ Single process (CPU or one GPU)::
 
 Many GPUs on one host (PyTorch DDP; one process per GPU, ``--batch-size`` is per GPU)::
 
-    torchrun --standalone --nproc_per_node 8 -m motus_policy.train \\
-        --config aloha_agilex_2 --data data/motus --init ckpt/Motus_stage3 \\
-        --out runs/aloha --batch-size 8
+    torchrun --standalone --nproc_per_node 8 -m motus_policy.train \
+        --config aloha_agilex_2 --data data/motus --init ckpt/Motus/mp_rank_00_model_states.pt \
+        --encoders models/motus_aloha_encoders --out runs/aloha --batch-size 8
 
 Resume after an interruption (same command plus ``--resume``; the run folder's latest
 checkpoint is used)::
@@ -33,7 +33,7 @@ from motus_policy.training.config import (
     TrainConfig,
 )
 
-PRESETS = ("tiny", "aloha_agilex_2", "ac_one", "robotwin", "latent_action")
+PRESETS = ("tiny", "aloha_agilex_2", "ac_one", "robotwin")  # finetune-mode presets
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,7 +7,9 @@ backward, global-norm gradient clipping, AdamW and the warm-up / linear-decay ``
 
 Reproducibility: the batch of step n is a function of (seed, epoch, position) only
 (:mod:`samples`), the noise comes from a dedicated generator per rank, and checkpoints hold
-every RNG state, so on CPU a resumed run reproduces the uninterrupted loss sequence bit for bit.
+every RNG state, so on CPU a resumed run reproduces the uninterrupted loss sequence bit for bit
+(with the same intra-op thread count: CPU reductions depend on it). On CUDA, bf16 kernels are
+not bit-deterministic, so a resumed run matches only to rounding.
 
 Threads: :meth:`Trainer.run` runs on the calling thread; DataLoader workers only decode video.
 """
@@ -51,6 +53,18 @@ from motus_policy.training.stats import action_rate_hz, resolve_stats
 from motus_policy.training.validation import autocast_for, evaluate, plot_actions
 
 log = logging.getLogger(__name__)
+
+
+def _truncate_jsonl(path: Path, step: int) -> None:
+    """Drop rows with ``"step" > step`` from a JSON-lines log (atomic rewrite)."""
+    if not path.is_file():
+        return
+    rows = path.read_text().splitlines()
+    keep = [r for r in rows if r.strip() and json.loads(r)["step"] <= step]
+    if len(keep) != len(rows):
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(r + "\n" for r in keep))
+        tmp.replace(path)
 
 
 class _LossModule(nn.Module):
@@ -365,6 +379,9 @@ class Trainer:
             log.info("%s; training steps %d -> %d", self.description, pos.step, cfg.max_steps)
         bar = tqdm(total=cfg.max_steps, initial=pos.step, disable=not info.is_main, unit="step")
         log_file = self.out / "train_log.jsonl"
+        if info.is_main:  # a crash after the last checkpoint left rows that will be redone
+            for path in (log_file, self.out / "val" / "metrics.jsonl"):
+                _truncate_jsonl(path, pos.step)
         t_first = None
         steps_timed = 0
         last_saved, last_saved_step = None, None

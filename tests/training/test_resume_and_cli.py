@@ -16,6 +16,7 @@ from motus_policy.model.pipeline import MotusPolicy
 from motus_policy.train import build_parser
 from motus_policy.training.config import TrainConfig
 from motus_policy.training.schedule import WarmupLinearDecay, build_optimizer
+from motus_policy.training.trainer import Trainer
 from motus_policy.types import Observation
 from motus_recorder import schema
 
@@ -23,7 +24,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    # Same intra-op thread count as this process: CPU reductions are only bit-reproducible
+    # with the same number of threads.
+    threads = str(torch.get_num_threads())
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": threads}
     proc = subprocess.run(
         [sys.executable, "-m", "motus_policy.train", *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
@@ -62,22 +66,32 @@ def test_help_lists_the_main_options():
 
 
 def test_resume_reproduces_the_uninterrupted_losses_bit_exactly(tiny_dataset, tmp_path):
-    common = [
+    """6 steps in one go == 3 steps, checkpoint, a new process resuming for 3 more.
+
+    The uninterrupted run fills the feature cache and validates at step 2; the interrupted
+    runs read the cache and never validate, so equality also shows that cached features equal
+    fresh ones and that validation leaves the training streams alone.
+    """
+    common = dict(
+        preset="tiny", data_roots=(str(tiny_dataset),), batch_size=2, samples_per_episode=2,
+        device="cpu", log_every=1, feature_cache=str(tmp_path / "cache"), warmup_steps=2,
+        lr=1e-3, plot=False,
+    )  # fmt: skip
+    full = tmp_path / "full"
+    Trainer(TrainConfig(**common, out_dir=str(full), max_steps=6, val_every=2, val_samples=2,
+                        save_every=0)).run()  # fmt: skip
+    # Interrupted run: 3 steps (mid-epoch: 2 batches per epoch), then a new process resumes.
+    part = tmp_path / "part"
+    Trainer(TrainConfig(**common, out_dir=str(part), max_steps=3, val_every=0)).run()
+    assert (part / "checkpoints" / "latest").read_text() == "step_00000003"
+    torch.manual_seed(12345)  # the resumed process must not depend on this process's state
+    proc = run_cli(
         "--config", "tiny", "--data", str(tiny_dataset), "--batch-size", "2",
         "--samples-per-episode", "2", "--device", "cpu", "--log-every", "1",
         "--feature-cache", str(tmp_path / "cache"), "--warmup-steps", "2", "--lr", "1e-3",
-        "--no-plot",
-    ]  # fmt: skip
-    # Uninterrupted run; a validation at step 2 must not disturb the training streams.
-    full = tmp_path / "full"
-    run_cli(*common, "--out", str(full), "--max-steps", "6", "--val-every", "2",
-            "--val-samples", "2", "--save-every", "0")  # fmt: skip
-    # Interrupted run: 3 steps (mid-epoch: 2 batches per epoch), then a new process resumes.
-    part = tmp_path / "part"
-    run_cli(*common, "--out", str(part), "--max-steps", "3", "--val-every", "0")
-    assert (part / "checkpoints" / "latest").read_text() == "step_00000003"
-    proc = run_cli(*common, "--out", str(part), "--max-steps", "6", "--val-every", "0",
-                   "--resume", "auto")  # fmt: skip
+        "--no-plot", "--out", str(part), "--max-steps", "6", "--val-every", "0",
+        "--resume", "auto",
+    )  # fmt: skip
     summary = json.loads(proc.stdout.split("TRAIN_SUMMARY ", 1)[1])
     assert summary["steps"] == 6
 
@@ -86,6 +100,7 @@ def test_resume_reproduces_the_uninterrupted_losses_bit_exactly(tiny_dataset, tm
     assert got == want  # exact float equality, every step
     assert len({v for _, v in want}) == 6  # the losses really vary from step to step
     assert (full / "val" / "metrics.jsonl").is_file()
+    assert list((part / "tensorboard").glob("events.out.tfevents.*"))
 
     # The result is a save_pretrained folder the policy backend loads and runs.
     policy = MotusPolicy.from_pretrained(part / "final")
