@@ -224,7 +224,10 @@ class Trainer:
         p.model.to(dev)
         p.vae.to(dev)  # fp32, as Motus keeps it (reference §3.3)
         enc_dtype = torch.bfloat16 if dev.type == "cuda" else None
-        for m in (p.text_encoder.model, p.vlm.model):
+        frozen = [p.vlm.model]
+        if self.text_source == "encoder":  # dataset embeddings: UMT5-XXL stays off the GPU
+            frozen.append(p.text_encoder.model)
+        for m in frozen:
             m.to(device=dev, dtype=enc_dtype) if enc_dtype else m.to(dev)
         p.model.train()
 
