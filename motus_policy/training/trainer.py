@@ -138,7 +138,7 @@ class Trainer:
             self.policy,
             self.device,
             self.text_source,
-            config.vlm_image,
+            self.policy.config.vlm_image,  # as saved with the policy (resume keeps it)
             cache or None,
             geometry={
                 "g": mcfg.global_downsample_rate,
