@@ -65,7 +65,6 @@ def test_help_lists_the_main_options():
         assert opt in text
 
 
-@pytest.mark.slow  # ~15 s CPU on a quiet 2-core box, ~50 s when it is shared
 @pytest.mark.timeout(300)
 def test_resume_reproduces_the_uninterrupted_losses_bit_exactly(tiny_dataset, tmp_path):
     """6 steps in one go == 3 steps, checkpoint, a new process resuming for 3 more.
