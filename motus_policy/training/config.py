@@ -55,7 +55,8 @@ class TrainConfig:
         feature_cache: folder for the per-sample VAE-latent / VLM-feature cache ("" disables;
             None: ``<out_dir>/feature_cache``).
         text_source: "dataset" = the episode's UMT5 ``.pt``; "encoder" = the policy's T5
-            (cached per instruction); "auto" = dataset when the config's text_dim is 4096.
+            (cached per instruction); "auto" = the episode's ``.pt`` where present and the
+            policy's T5 for the others when the config's text_dim is 4096, else the T5.
         vlm_image: image given to the VLM: "model" (padded H x W frame, our deployment default)
             or "composite" (raw-resolution composite, official ac_one/aloha training, ref §9.6).
         stats_key: stat.json entry for min-max normalisation; "auto" keeps the init folder's

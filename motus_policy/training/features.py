@@ -52,7 +52,8 @@ class FeatureEncoder:
     Args:
         policy: holds the frozen VAE / T5 / VLM (on ``device``).
         device: where the outputs go.
-        text_source: "dataset" or "encoder" (resolved, not "auto").
+        text_source: "dataset" (the episode's UMT5 ``.pt``), "encoder" (the policy's T5) or
+            "mixed" (the ``.pt`` where the episode has one, i.e. a non-zero row, else T5).
         vlm_image: "model" or "composite".
         cache_dir: folder of the per-sample cache, or None.
         geometry: settings that change the cached values besides the weights (g, r, F, H, W).
@@ -67,8 +68,10 @@ class FeatureEncoder:
         cache_dir: str | os.PathLike[str] | None,
         geometry: dict,
     ) -> None:
-        if text_source not in ("dataset", "encoder"):
-            raise ValueError(f"text_source: expected 'dataset' or 'encoder', got {text_source!r}")
+        if text_source not in ("dataset", "encoder", "mixed"):
+            raise ValueError(
+                f"text_source: expected 'dataset', 'encoder' or 'mixed', got {text_source!r}"
+            )
         self.policy, self.device = policy, device
         self.text_source, self.vlm_image = text_source, vlm_image
         self.cache_dir = Path(cache_dir) if cache_dir else None
@@ -118,17 +121,27 @@ class FeatureEncoder:
         return out
 
     def text_context(self, batch: dict) -> torch.Tensor:
-        """(B, text_len, text_dim) zero-padded T5 context, float32 on ``device``."""
-        if self.text_source == "dataset":
-            ctx = batch["language_embedding"].float()
-            width = self.policy.model.config.text_dim
-            if ctx.shape[-1] != width:
-                raise ValueError(
-                    f"language_embedding: width {ctx.shape[-1]} != config.text_dim {width}; use "
-                    "text_source='encoder' to embed the instructions with the policy's T5"
-                )
-            return ctx[:, : self.policy.model.config.text_len].to(self.device)
-        return self.policy.text_encoder.encode(list(batch["instruction"])).float().to(self.device)
+        """(B, text_len, text_dim) zero-padded T5 context, float32 on ``device``.
+
+        Raises:
+            ValueError: dataset embeddings whose width is not the config's ``text_dim``.
+        """
+        cfg = self.policy.model.config
+        instructions = list(batch["instruction"])
+        if self.text_source == "encoder":
+            return self.policy.text_encoder.encode(instructions).float().to(self.device)
+        ctx = batch["language_embedding"].float()[:, : cfg.text_len]
+        if ctx.shape[-1] != cfg.text_dim:
+            raise ValueError(
+                f"language_embedding: width {ctx.shape[-1]} != config.text_dim {cfg.text_dim}; "
+                "use text_source='encoder' to embed the instructions with the policy's T5"
+            )
+        if self.text_source == "mixed":
+            missing = [i for i in range(ctx.shape[0]) if not bool(ctx[i].any())]
+            if missing:
+                enc = self.policy.text_encoder.encode([instructions[i] for i in missing])
+                ctx[missing] = enc.float().cpu()[:, : cfg.text_len]
+        return ctx.to(self.device)
 
     @torch.no_grad()
     def __call__(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

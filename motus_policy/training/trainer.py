@@ -212,8 +212,8 @@ class Trainer:
             policy.config = dataclasses.replace(policy.config, action_rate_hz=rate)
         mcfg = policy.model.config
         source = cfg.text_source
-        if source == "auto":
-            source = "dataset" if mcfg.text_dim == 4096 else "encoder"
+        if source == "auto":  # UMT5-XXL width: dataset .pt where present, else our T5
+            source = "mixed" if mcfg.text_dim == 4096 else "encoder"
         self.text_source = source
         if policy.stats is None:
             policy.stats = NormalizationStats.identity(mcfg.action_dim)
@@ -225,7 +225,7 @@ class Trainer:
         p.vae.to(dev)  # fp32, as Motus keeps it (reference §3.3)
         enc_dtype = torch.bfloat16 if dev.type == "cuda" else None
         frozen = [p.vlm.model]
-        if self.text_source == "encoder":  # dataset embeddings: UMT5-XXL stays off the GPU
+        if self.text_source != "dataset":  # dataset embeddings only: UMT5-XXL stays off the GPU
             frozen.append(p.text_encoder.model)
         for m in frozen:
             m.to(device=dev, dtype=enc_dtype) if enc_dtype else m.to(dev)

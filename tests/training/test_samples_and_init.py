@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from torch.utils.data import DataLoader
 
@@ -80,3 +81,26 @@ def test_build_policy_from_official_file_and_from_our_folder(tmp_path):
     assert desc2.startswith("our folder")
     np.testing.assert_array_equal(pol2.stats.max, stats.max)  # the folder's stats are kept
     assert pol2.config.stats_key == "aloha_sim"
+
+
+def test_mixed_text_source_uses_the_dataset_embedding_where_present():
+    from motus_policy.model.configuration_motus import MotusConfig
+    from motus_policy.model.encoders.tiny import build_tiny_encoders
+    from motus_policy.model.modeling_motus import MotusModel
+    from motus_policy.model.pipeline import MotusPolicy
+    from motus_policy.training.features import FeatureEncoder
+
+    cfg = MotusConfig.from_preset("tiny", text_dim=4096)  # UMT5-XXL width, as the .pt files
+    vae, t5, vlm = build_tiny_encoders(text_dim=4096, vlm_dim=64, context_len=cfg.text_len)
+    policy = MotusPolicy(MotusModel(cfg), vae, t5, vlm)
+    given = torch.zeros(2, cfg.text_len, 4096)
+    given[0, :3] = torch.randn(3, 4096)  # episode 0 has an embedding, episode 1 none (zeros)
+    batch = {"instruction": ["pick", "place"], "language_embedding": given.to(torch.bfloat16)}
+    ctx = FeatureEncoder(policy, torch.device("cpu"), "mixed", "model", None, {}).text_context(
+        batch
+    )
+    assert torch.equal(ctx[0], given[0].to(torch.bfloat16).float())
+    assert torch.equal(ctx[1], t5.encode(["place"])[0].float())
+    dataset_only = FeatureEncoder(policy, torch.device("cpu"), "dataset", "model", None, {})
+    with pytest.raises(ValueError, match="text_dim"):
+        dataset_only.text_context({**batch, "language_embedding": torch.zeros(2, 8, 100)})
