@@ -161,3 +161,29 @@ def describe(ckpt: Path) -> str:
     """One line about a checkpoint (for logs)."""
     state = torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=False)
     return json.dumps({"checkpoint": str(ckpt), **state["position"]})
+
+
+def export_final(checkpoint: Path, final: Path) -> Path:
+    """Copy a checkpoint's ``policy/`` folder to ``final`` (via ``<final>.tmp`` + rename)."""
+    tmp = final.with_name(final.name + ".tmp")
+    for p in (tmp, final):
+        if p.exists():
+            shutil.rmtree(p)
+    shutil.copytree(checkpoint / POLICY_DIR, tmp)
+    tmp.rename(final)
+    return final
+
+
+def truncate_log(path: Path, step: int) -> None:
+    """Drop rows with ``"step" > step`` from a JSON-lines log (atomic rewrite).
+
+    A run that crashed after its last checkpoint logged steps that the resumed run redoes.
+    """
+    if not path.is_file():
+        return
+    rows = path.read_text().splitlines()
+    keep = [r for r in rows if r.strip() and json.loads(r)["step"] <= step]
+    if len(keep) != len(rows):
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(r + "\n" for r in keep))
+        tmp.replace(path)

@@ -21,7 +21,6 @@ import json
 import logging
 import math
 import random
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,21 +49,9 @@ from motus_policy.training.samples import (
 from motus_policy.training.schedule import build_optimizer
 from motus_policy.training.starting_point import build_policy
 from motus_policy.training.stats import action_rate_hz, resolve_stats
-from motus_policy.training.validation import autocast_for, evaluate, plot_actions
+from motus_policy.training.validation import autocast_for, evaluate, write_report
 
 log = logging.getLogger(__name__)
-
-
-def _truncate_jsonl(path: Path, step: int) -> None:
-    """Drop rows with ``"step" > step`` from a JSON-lines log (atomic rewrite)."""
-    if not path.is_file():
-        return
-    rows = path.read_text().splitlines()
-    keep = [r for r in rows if r.strip() and json.loads(r)["step"] <= step]
-    if len(keep) != len(rows):
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(r + "\n" for r in keep))
-        tmp.replace(path)
 
 
 class _LossModule(nn.Module):
@@ -319,18 +306,7 @@ class Trainer:
         metrics, example = evaluate(
             self.policy, self.features, self._val_batches(), self.cfg.vla_steps, self.device
         )
-        step = self.position.step
-        if writer is not None:
-            for k, v in metrics.items():
-                writer.add_scalar(f"val/{k}", v, step)
-        if self.cfg.plot and example:
-            title = f"step {step}: vla prediction vs truth (held-out sample 0)"
-            plot_actions(
-                example["true"], example["pred"], self.out / "val" / f"{step:08d}.png", title
-            )
-        (self.out / "val").mkdir(parents=True, exist_ok=True)
-        with open(self.out / "val" / "metrics.jsonl", "a") as f:
-            f.write(json.dumps({"step": step, **metrics}) + "\n")
+        write_report(metrics, example, self.position.step, self.out / "val", writer, self.cfg.plot)
         return metrics
 
     def save(self) -> Path | None:
@@ -359,14 +335,6 @@ class Trainer:
         barrier(self.info)
         return path
 
-    def _save_final(self, checkpoint: Path) -> Path:
-        final = self.out / "final"
-        if final.exists():
-            shutil.rmtree(final)
-        shutil.copytree(checkpoint / ckpt.POLICY_DIR, self.out / "final.tmp", dirs_exist_ok=True)
-        (self.out / "final.tmp").rename(final)
-        return final
-
     # --- loop ----------------------------------------------------------------------------------
     def run(self) -> TrainResult:
         """Train up to ``max_steps`` (resuming from the restored position)."""
@@ -384,7 +352,7 @@ class Trainer:
         log_file = self.out / "train_log.jsonl"
         if info.is_main:  # a crash after the last checkpoint left rows that will be redone
             for path in (log_file, self.out / "val" / "metrics.jsonl"):
-                _truncate_jsonl(path, pos.step)
+                ckpt.truncate_log(path, pos.step)
         t_first = None
         steps_timed = 0
         last_saved, last_saved_step = None, None
@@ -426,7 +394,7 @@ class Trainer:
                 last_saved = self.save()
             result.checkpoint = last_saved
             if info.is_main:
-                result.final_dir = self._save_final(last_saved)
+                result.final_dir = ckpt.export_final(last_saved, self.out / "final")
                 writer.add_scalar("time/steps_per_s", result.steps_per_s, pos.step)
         finally:
             bar.close()

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -103,3 +104,23 @@ def plot_actions(true: np.ndarray, pred: np.ndarray, path: Path, title: str) -> 
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
+
+
+def write_report(
+    metrics: dict[str, float],
+    example: dict[str, np.ndarray],
+    step: int,
+    folder: Path,
+    writer=None,
+    plot: bool = True,
+) -> None:
+    """Log one validation: TensorBoard ``val/*`` scalars, ``metrics.jsonl`` row, optional PNG."""
+    if writer is not None:
+        for k, val in metrics.items():
+            writer.add_scalar(f"val/{k}", val, step)
+    folder.mkdir(parents=True, exist_ok=True)
+    if plot and example:
+        title = f"step {step}: vla prediction vs truth (held-out sample 0)"
+        plot_actions(example["true"], example["pred"], folder / f"{step:08d}.png", title)
+    with open(folder / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"step": step, **metrics}) + "\n")
