@@ -1,0 +1,85 @@
+"""Normalisation statistics and action rate of the training data.
+
+Stats: ``<root>/stat.json`` = ``{key: {"min": [14], "max": [14]}}`` (reference §4.2, keys
+file §8), min-max to [0, 1]. With several roots, the union range (element-wise min of the mins,
+max of the maxes) is used. Action rate: the recording rate in the first episode's
+``meta/<i>.json`` divided by the config's global downsample rate g (reference §3.2).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from motus_policy.model.configuration_motus import MotusConfig
+from motus_policy.model.pipeline import NormalizationStats
+from motus_policy.training.config import TrainConfig
+from motus_recorder.dataset import find_tasks
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RECORD_RATE_HZ = 30.0  # real-robot data (reference §3.1)
+
+
+def read_stats(roots: list[str]) -> dict[str, NormalizationStats]:
+    """Entries of every root's ``stat.json`` merged per key (union range)."""
+    merged: dict[str, NormalizationStats] = {}
+    for root in roots:
+        path = Path(root) / "stat.json"
+        if not path.is_file():
+            continue
+        for key, entry in json.loads(path.read_text()).items():
+            s = NormalizationStats(np.asarray(entry["min"]), np.asarray(entry["max"]))
+            if key in merged:
+                s = NormalizationStats(
+                    np.minimum(merged[key].min, s.min), np.maximum(merged[key].max, s.max)
+                )
+            merged[key] = s
+    return merged
+
+
+def resolve_stats(config: TrainConfig) -> tuple[NormalizationStats | None, str]:
+    """Stats to normalise the data with (see ``TrainConfig.stats_key``).
+
+    Returns:
+        ``(stats or None for raw values, key)``.
+
+    Raises:
+        KeyError: the requested / required key is not in the data's stat.json.
+    """
+    available = read_stats(list(config.data_roots))
+    key = config.stats_key
+    if key == "none":
+        return None, "default"
+    if key == "auto":
+        preset = MotusConfig.from_preset(config.preset)
+        if preset.action_normalization == "min_max":
+            key = preset.normalization_key
+        elif len(available) == 1:
+            key = next(iter(available))
+        else:
+            if available:
+                log.warning(
+                    "stat.json has entries %s; pass stats_key to pick one", sorted(available)
+                )
+            return None, "default"
+    if key not in available:
+        raise KeyError(
+            f"stats_key {key!r}: not in stat.json of {list(config.data_roots)} "
+            f"(entries: {sorted(available)})"
+        )
+    return available[key], key
+
+
+def action_rate_hz(roots: list[str], g: int) -> float:
+    """Rate of the predicted actions: record rate / g (30 Hz / g when no metadata is found)."""
+    for root in roots:
+        for task in find_tasks(root):
+            for meta in sorted((Path(task) / "meta").glob("*.json")):
+                rate = json.loads(meta.read_text()).get("record_rate_hz")
+                if rate:
+                    return float(rate) / g
+    return DEFAULT_RECORD_RATE_HZ / g

@@ -1,0 +1,403 @@
+"""Stage-3 fine-tuning loop: one CPU process, one GPU, or many GPUs with torchrun + DDP.
+
+Per step (reference §2.1): frozen-encoder features of the batch (VAE clip latents, VLM features,
+T5 context; :mod:`features`), then :func:`~motus_policy.model.losses.training_loss` (independent
+shift-5 video / action noise, clean condition latent) under bf16 autocast on CUDA (fp32 on CPU),
+backward, global-norm gradient clipping, AdamW and the warm-up / linear-decay ``LambdaLR``.
+
+Reproducibility: the batch of step n is a function of (seed, epoch, position) only
+(:mod:`samples`), the noise comes from a dedicated generator per rank, and checkpoints hold
+every RNG state, so on CPU a resumed run reproduces the uninterrupted loss sequence bit for bit
+(with the same intra-op thread count: CPU reductions depend on it). On CUDA, bf16 kernels are
+not bit-deterministic, so a resumed run matches only to rounding.
+
+Threads: :meth:`Trainer.run` runs on the calling thread; DataLoader workers only decode video.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from motus_policy.model.losses import training_loss
+from motus_policy.model.pipeline import MotusPolicy, NormalizationStats, PolicyConfig
+from motus_policy.training import checkpointing as ckpt
+from motus_policy.training.config import TrainConfig
+from motus_policy.training.data import MotusEpisodeDataset
+from motus_policy.training.distributed import DistInfo, barrier, init_distributed
+from motus_policy.training.features import FeatureEncoder
+from motus_policy.training.samples import (
+    EpisodeSamples,
+    ResumableDistributedSampler,
+    collate_batch,
+    keep_raw_composite,
+)
+from motus_policy.training.schedule import build_optimizer
+from motus_policy.training.starting_point import build_policy
+from motus_policy.training.stats import action_rate_hz, resolve_stats
+from motus_policy.training.validation import autocast_for, evaluate, write_report
+
+log = logging.getLogger(__name__)
+
+
+class _LossModule(nn.Module):
+    """Conditioning + loss in one ``forward`` so DDP sees every trainable parameter."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, latents, actions, state, text, vlm, noise: torch.Generator):
+        cond = self.model.prepare_conditioning(text, vlm)
+        out = training_loss(self.model, latents, actions, state, cond, generator=noise)
+        return out.loss, out.video_loss, out.action_loss
+
+
+@dataclass
+class TrainResult:
+    """What :meth:`Trainer.run` did (rank-local except ``losses``, averaged over ranks).
+
+    Attributes:
+        final_dir: ``save_pretrained`` folder of the final weights (rank 0), else None.
+        checkpoint: last resumable checkpoint folder (rank 0), else None.
+        losses: (step, loss) of every step run in this process, mean over ranks.
+        steps_per_s: optimiser steps per second in this process, first step excluded.
+        val_metrics: the last validation's metrics (rank 0).
+    """
+
+    final_dir: Path | None = None
+    checkpoint: Path | None = None
+    losses: list[tuple[int, float]] = field(default_factory=list)
+    steps_per_s: float = float("nan")
+    val_metrics: dict[str, float] = field(default_factory=dict)
+
+
+class Trainer:
+    """Fine-tunes a :class:`MotusPolicy` on Motus-format datasets.
+
+    Args:
+        config: the run's settings.
+        info: distributed placement (default: from the torchrun environment).
+    """
+
+    def __init__(self, config: TrainConfig, info: DistInfo | None = None) -> None:
+        self.cfg = config
+        self.info = info or init_distributed(config.device)
+        self.out = Path(config.out_dir)
+        self.device = self.info.device
+        self._seed_everything()
+        self.position = ckpt.TrainingPosition()
+        resume_from = ckpt.find_checkpoint(config.resume) if config.resume else None
+        self.policy, self.description = self._make_policy(resume_from)
+        self._place_models()
+        mcfg = self.policy.model.config
+        self.base = MotusEpisodeDataset(
+            roots=list(config.data_roots),
+            stats={"min": self.policy.stats.min.tolist(), "max": self.policy.stats.max.tolist()},
+            action_chunk=mcfg.action_chunk_size,
+            downsample=mcfg.global_downsample_rate,
+            video_ratio=mcfg.video_action_freq_ratio,
+            video_frames=mcfg.num_video_frames,
+            image_hw=(mcfg.image_height, mcfg.image_width),
+            text_len=mcfg.text_len,
+            seed=config.seed,
+            vlm_fn=keep_raw_composite,
+            require_embedding=self.text_source == "dataset",
+        )
+        self.train_set, self.val_set = self._split()
+        cache = config.feature_cache
+        cache = str(self.out / "feature_cache") if cache is None else cache
+        self.features = FeatureEncoder(
+            self.policy,
+            self.device,
+            self.text_source,
+            self.policy.config.vlm_image,  # as saved with the policy (resume keeps it)
+            cache or None,
+            geometry={
+                "g": mcfg.global_downsample_rate,
+                "r": mcfg.video_action_freq_ratio,
+                "F": mcfg.num_video_frames,
+                "hw": [mcfg.image_height, mcfg.image_width],
+            },
+        )
+        self.noise = torch.Generator().manual_seed(config.seed * 1_000_003 + self.info.rank)
+        self.optimizer, self.scheduler = build_optimizer(self.policy.model.parameters(), config)
+        if resume_from is not None:
+            self._restore(resume_from)
+        self.loss_module: nn.Module = _LossModule(self.policy.model)
+        if self.info.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            # static_graph: the last und block's output projection and FFN never reach the loss
+            # (the und stream ends there), so a fixed set of parameters gets no gradient.
+            self.loss_module = DistributedDataParallel(
+                self.loss_module, device_ids=ids, static_graph=True
+            )
+        self.sampler = ResumableDistributedSampler(
+            self.train_set,
+            num_replicas=self.info.world_size,
+            rank=self.info.rank,
+            shuffle=True,
+            seed=config.seed,
+        )
+        self.loader = DataLoader(
+            self.train_set,
+            batch_size=config.batch_size,
+            sampler=self.sampler,
+            num_workers=config.num_workers,
+            collate_fn=collate_batch,
+            drop_last=True,
+            generator=torch.Generator().manual_seed(config.seed),
+        )
+        self.batches_per_epoch = self.sampler.num_samples // config.batch_size
+        if self.batches_per_epoch == 0:
+            raise ValueError(
+                f"batch_size: {config.batch_size} per rank exceeds the {self.sampler.num_samples}"
+                f" training samples per rank and epoch; lower it or raise samples_per_episode"
+            )
+
+    # --- set-up --------------------------------------------------------------------------------
+    def _seed_everything(self) -> None:
+        s = self.cfg.seed + self.info.rank
+        random.seed(s)
+        np.random.seed(s)
+        torch.manual_seed(s)
+
+    def _make_policy(self, resume_from: Path | None) -> tuple[MotusPolicy, str]:
+        cfg = self.cfg
+        if resume_from is not None:
+            policy = MotusPolicy.from_pretrained(resume_from / ckpt.POLICY_DIR)
+            policy.model.float().train()
+            desc = f"resumed {resume_from}"
+        else:
+            stats, key = resolve_stats(cfg)
+            policy_cfg = PolicyConfig(vlm_image=cfg.vlm_image, stats_key=key)
+            policy, desc = build_policy(
+                cfg.preset,
+                cfg.init,
+                cfg.encoders,
+                cfg.init_transition,
+                cfg.seed,
+                stats,
+                key,
+                policy_cfg,
+            )
+            rate = action_rate_hz(list(cfg.data_roots), policy.model.config.global_downsample_rate)
+            policy.config = dataclasses.replace(policy.config, action_rate_hz=rate)
+        mcfg = policy.model.config
+        source = cfg.text_source
+        if source == "auto":  # UMT5-XXL width: dataset .pt where present, else our T5
+            source = "mixed" if mcfg.text_dim == 4096 else "encoder"
+        self.text_source = source
+        if policy.stats is None:
+            policy.stats = NormalizationStats.identity(mcfg.action_dim)
+        return policy, desc
+
+    def _place_models(self) -> None:
+        p, dev = self.policy, self.device
+        p.model.to(dev)
+        p.vae.to(dev)  # fp32, as Motus keeps it (reference §3.3)
+        enc_dtype = torch.bfloat16 if dev.type == "cuda" else None
+        frozen = [p.vlm.model]
+        if self.text_source != "dataset":  # dataset embeddings only: UMT5-XXL stays off the GPU
+            frozen.append(p.text_encoder.model)
+        for m in frozen:
+            m.to(device=dev, dtype=enc_dtype) if enc_dtype else m.to(dev)
+        p.model.train()
+
+    def _split(self) -> tuple[EpisodeSamples, EpisodeSamples | None]:
+        cfg, n = self.cfg, len(self.base.episodes)
+        episodes = list(range(n))
+        n_val = cfg.val_episodes  # held out even when validation is off: same training set
+        if n_val and n_val >= n:
+            log.warning(
+                "val_episodes=%d but only %d episodes: validating on training episodes", n_val, n
+            )
+            val_eps, train_eps = episodes[-n_val:], episodes
+        else:
+            val_eps, train_eps = episodes[n - n_val :] if n_val else [], episodes[: n - n_val]
+        train = EpisodeSamples(self.base, train_eps, cfg.samples_per_episode, cfg.seed, stream=0)
+        val = None
+        if val_eps:
+            per = math.ceil(cfg.val_samples / len(val_eps))
+            val = EpisodeSamples(self.base, val_eps, per, cfg.seed, stream=1)
+        return train, val
+
+    def _restore(self, path: Path) -> None:
+        state, rng = ckpt.load_training_state(path, self.info.rank)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        pos = ckpt.TrainingPosition(**state["position"])
+        same = (
+            state.get("world_size") == self.info.world_size
+            and state.get("batch_size") == self.cfg.batch_size
+        )
+        if not same and pos.batch_in_epoch:
+            log.warning(
+                "resume: world size / batch size changed (%s/%s -> %s/%s): starting epoch %d",
+                state.get("world_size"), state.get("batch_size"),
+                self.info.world_size, self.cfg.batch_size, pos.epoch + 1,
+            )  # fmt: skip
+            pos = ckpt.TrainingPosition(pos.step, pos.epoch + 1, 0)
+        self.position = pos
+        if rng is not None:
+            ckpt.set_rng_state(rng, self.noise)
+        else:
+            log.warning("resume: no RNG state for rank %d; keeping fresh seeds", self.info.rank)
+
+    # --- one step ------------------------------------------------------------------------------
+    def _step(self, batch: dict) -> dict[str, float]:
+        latents, vlm, text = self.features(batch)
+        actions = batch["action_sequence"].to(self.device)
+        state = None
+        if self.policy.model.config.has_state:
+            state = batch["initial_state"].to(self.device)
+        with autocast_for(self.device):
+            loss, v_loss, a_loss = self.loss_module(latents, actions, state, text, vlm, self.noise)
+        loss.backward()
+        params = [p for p in self.policy.model.parameters() if p.grad is not None]
+        max_norm = self.cfg.grad_clip if self.cfg.grad_clip else float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        values = torch.stack([loss.detach(), v_loss, a_loss]).float()
+        if self.info.distributed:
+            dist.all_reduce(values)
+            values /= self.info.world_size
+        loss_f, v_f, a_f = (float(x) for x in values.cpu())
+        return {
+            "loss": loss_f,
+            "video_loss": v_f,
+            "action_loss": a_f,
+            "lr": lr,
+            "grad_norm": float(grad_norm),
+        }
+
+    # --- validation / saving -------------------------------------------------------------------
+    def _val_batches(self) -> list[dict]:
+        n = min(self.cfg.val_samples, len(self.val_set))
+        loader = DataLoader(
+            torch.utils.data.Subset(self.val_set, range(n)),
+            batch_size=self.cfg.batch_size,
+            shuffle=False,
+            collate_fn=collate_batch,
+        )
+        return list(loader)
+
+    def validate(self, writer=None) -> dict[str, float]:
+        """Run :func:`evaluate` on the held-out samples (rank 0), log and plot."""
+        if self.val_set is None:
+            return {}
+        metrics, example = evaluate(
+            self.policy, self.features, self._val_batches(), self.cfg.vla_steps, self.device
+        )
+        write_report(metrics, example, self.position.step, self.out / "val", writer, self.cfg.plot)
+        return metrics
+
+    def save(self) -> Path | None:
+        """Resumable checkpoint of the current position (collective; rank 0 writes)."""
+        state = ckpt.rng_state(self.noise)
+        states = [state]
+        if self.info.distributed:
+            states = [None] * self.info.world_size
+            dist.all_gather_object(states, state)
+        path = None
+        if self.info.is_main:
+            path = ckpt.save_checkpoint(
+                self.out / "checkpoints",
+                self.policy,
+                self.optimizer,
+                self.scheduler,
+                self.position,
+                {
+                    "world_size": self.info.world_size,
+                    "batch_size": self.cfg.batch_size,
+                    "train_config": self.cfg.to_dict(),
+                },
+                states,
+                self.cfg.keep_last,
+            )
+        barrier(self.info)
+        return path
+
+    # --- loop ----------------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        """Train up to ``max_steps`` (resuming from the restored position)."""
+        cfg, info, pos = self.cfg, self.info, self.position
+        result = TrainResult()
+        writer = None
+        if info.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.out.mkdir(parents=True, exist_ok=True)
+            writer = SummaryWriter(str(self.out / "tensorboard"), purge_step=pos.step)
+            writer.add_text("run/start", f"{self.description} at step {pos.step}", pos.step)
+            log.info("%s; training steps %d -> %d", self.description, pos.step, cfg.max_steps)
+        bar = tqdm(total=cfg.max_steps, initial=pos.step, disable=not info.is_main, unit="step")
+        log_file = self.out / "train_log.jsonl"
+        if info.is_main:  # a crash after the last checkpoint left rows that will be redone
+            for path in (log_file, self.out / "val" / "metrics.jsonl"):
+                ckpt.truncate_log(path, pos.step)
+        t_first = None
+        steps_timed = 0
+        last_saved, last_saved_step = None, None
+        try:
+            while pos.step < cfg.max_steps:
+                self.train_set.set_epoch(pos.epoch)
+                self.sampler.set_epoch(pos.epoch)
+                self.sampler.start_index = pos.batch_in_epoch * cfg.batch_size
+                for batch in self.loader:
+                    values = self._step(batch)
+                    pos.step += 1
+                    pos.batch_in_epoch += 1
+                    if pos.batch_in_epoch >= self.batches_per_epoch:
+                        pos.epoch, pos.batch_in_epoch = pos.epoch + 1, 0
+                    if t_first is None:
+                        t_first = time.perf_counter()
+                    else:
+                        steps_timed += 1
+                    result.losses.append((pos.step, values["loss"]))
+                    if info.is_main:
+                        with open(log_file, "a") as f:
+                            f.write(json.dumps({"step": pos.step, **values}) + "\n")
+                        bar.update(1)
+                        if pos.step % cfg.log_every == 0 or pos.step == cfg.max_steps:
+                            for k, v in values.items():
+                                writer.add_scalar(f"train/{k}", v, pos.step)
+                            bar.set_postfix(loss=f"{values['loss']:.4f}", lr=f"{values['lr']:.2e}")
+                    if cfg.val_every and pos.step % cfg.val_every == 0:
+                        if info.is_main:
+                            result.val_metrics = self.validate(writer)
+                        barrier(info)
+                    if cfg.save_every and pos.step % cfg.save_every == 0:
+                        last_saved, last_saved_step = self.save(), pos.step
+                    if pos.step >= cfg.max_steps or pos.batch_in_epoch == 0:
+                        break
+            if steps_timed:
+                result.steps_per_s = steps_timed / (time.perf_counter() - t_first)
+            if last_saved_step != pos.step:
+                last_saved = self.save()
+            result.checkpoint = last_saved
+            if info.is_main:
+                result.final_dir = ckpt.export_final(last_saved, self.out / "final")
+                writer.add_scalar("time/steps_per_s", result.steps_per_s, pos.step)
+        finally:
+            bar.close()
+            if writer is not None:
+                writer.close()
+        return result
