@@ -211,9 +211,13 @@ class Recorder:
         return True, "episode discarded"
 
     def tick(self) -> None:
-        """Record one step (timer at the record rate): sample, validate, queue for encoding."""
-        if not self.writer.recording:
-            return
+        """Record every due grid frame (timer at the record rate): sample, validate, queue."""
+        while self.writer.recording and self.sync.due() and self.sync.fault is None:
+            self._record_one()
+        if self.writer.recording and self.sync.fault is not None:
+            self._fail(self.sync.fault)
+
+    def _record_one(self) -> None:
         sample = self.sync.sample()
         if self.sync.fault is not None:
             self._fail(self.sync.fault)

@@ -1,10 +1,13 @@
 """Sample every camera and joint stream on one clock at the record rate (ROS-free).
 
 Each stream (camera, arm state, optional command) pushes ``(stamp_ns, value)`` as messages
-arrive. On every record tick the caller asks :meth:`SyncCore.sample` for the tick's time; the
-core picks, per stream, the buffered message whose stamp is nearest to ``t - lag`` and accepts it
-when ``|dt| <= tolerance``. A tick where any stream has no such message is a *drop* (counted per
-stream, the frame is not recorded). Statistics per stream: drops, median / max ``|dt|`` (skew),
+arrive. Frames are taken on a fixed time grid ``origin + k * period`` (origin = the clock at
+:meth:`SyncCore.reset`, i.e. the episode start): on every record tick the caller takes each grid
+target that is due (:meth:`SyncCore.due`: ``target <= now - lag``) with :meth:`SyncCore.sample`,
+so a late timer never makes frames irregular. The core picks, per stream, the buffered message
+whose stamp is nearest to the target and accepts it when ``|dt| <= tolerance``. A grid target
+where any stream has no such message is a *drop* (counted per stream, the frame is not
+recorded). Statistics per stream: drops, median / max ``|dt|`` (skew),
 duplicates (the same message reused by two consecutive recorded frames, i.e. the stream is slower
 than the record rate) and repeated stamps (two messages with one stamp; the second is ignored).
 
@@ -48,9 +51,9 @@ class SyncConfig:
     max_consecutive_drops: int = 15
     max_drop_fraction: float = 0.2
     min_ticks_for_fraction: int = 30
-    buffer_len: int = 64
-    """Hard cap of buffered messages per stream; older than lag + tolerance + 2 periods are
-    dropped anyway (bounds the memory held by raw images)."""
+    buffer_len: int = 256
+    """Hard cap of buffered messages per stream; older than lag + tolerance + max_jump_periods
+    periods are dropped anyway (bounds the memory held by raw images)."""
 
     def __post_init__(self) -> None:
         checks = {
@@ -134,13 +137,24 @@ class SyncCore:
         self._recorded = 0
         self._consecutive_drops = 0
         self._last_tick_ns: int | None = None
-        self._keep_ns = config.lag_ns + config.tolerance_ns + 2 * config.period_ns
+        self._grid_ns: int | None = None
+        # Keep what a late tick may still need: the clock may advance up to max_jump_periods
+        # between ticks before that is a fault (grid frames are then taken in a burst).
+        keep_periods = max(2.0, config.max_jump_periods)
+        self._keep_ns = (
+            config.lag_ns + config.tolerance_ns + round(keep_periods * config.period_ns)
+        )
         self.fault: str | None = None
         """First fault seen since :meth:`reset`, or None: the episode must be discarded."""
 
     def reset(self) -> None:
-        """Clear counters and the fault (keeps buffered messages): call at episode start."""
+        """Clear counters and the fault (keeps buffered messages): call at episode start.
+
+        The sampling grid restarts at the current clock: the episode's first frame is the state
+        at the moment of the call, never an older one.
+        """
         with self._lock:
+            self._grid_ns = int(self.clock())
             for s in self._streams.values():
                 s.drops = s.duplicates = s.repeated_stamps = 0
                 s.abs_dt_ns = []
@@ -175,8 +189,26 @@ class SyncCore:
                 s.stamps.popleft()
                 s.values.popleft()
 
+    def due(self) -> bool:
+        """True when the next grid target is at least ``lag`` old (a frame can be taken).
+
+        Also checks the clock: one that went backwards since the last tick sets :attr:`fault`.
+        """
+        with self._lock:
+            now = int(self.clock())
+            if self._last_tick_ns is not None and now < self._last_tick_ns:
+                back = (self._last_tick_ns - now) / 1e6
+                self._set_fault(f"clock jump: clock went backwards by {back:.1f} ms")
+            if self._grid_ns is None:
+                return True
+            return self._grid_ns <= now - self.config.lag_ns
+
     def sample(self) -> SyncedSample | None:
-        """Align all streams for the current tick; None (and a counted drop) if any is missing."""
+        """Align all streams at the next grid target and advance the grid by one period.
+
+        Returns None (and counts a drop) if any stream has no message within the tolerance.
+        Without :meth:`reset` the grid starts at ``now - lag`` on the first call.
+        """
         with self._lock:
             cfg = self.config
             now = int(self.clock())
@@ -188,7 +220,10 @@ class SyncCore:
                     self._set_fault(f"clock jump: clock advanced {step / 1e6:.1f} ms in one tick")
             self._last_tick_ns = now
             self._ticks += 1
-            target = now - cfg.lag_ns
+            if self._grid_ns is None:
+                self._grid_ns = now - cfg.lag_ns
+            target = self._grid_ns
+            self._grid_ns += cfg.period_ns
             picked: dict[str, tuple[int, Any]] = {}
             missing = []
             for name, s in self._streams.items():

@@ -2,9 +2,10 @@
 
 ``python -m motus_teleop.record_demos --task transfer_cube --episodes 50`` starts the
 ``record_sim`` bring-up (sim node in lockstep, expert node as operator, recorder node on sim time)
-and, per seed: opens a recorder episode, resets the sim with the seed (the expert plans and acts),
-waits for success, records ``--tail-s`` more seconds, then saves the episode, or discards it when
-the expert failed within the task's time limit. Prints a summary; ``motus-dataset validate ROOT``
+and, per seed: resets the sim with the seed (the expert plans and waits), opens a recorder
+episode at the initial state, releases the expert (which waits for ``~/go``), waits for
+success, records ``--tail-s`` more seconds, then saves the episode, or discards it when the
+expert failed within the task's time limit. Prints a summary; ``motus-dataset validate ROOT``
 checks the result.
 """
 
@@ -61,14 +62,24 @@ def main(argv: list[str] | None = None) -> int:
         ctx = init_context()
         client = SimEvalClient(profile, sim_node="aloha_sim", context=ctx)
         bar = tqdm(total=ns.episodes, desc=f"record {ns.task}", unit="ep")
+
+        def start_and_go() -> None:
+            # Lockstep: sim time stands still at the reset until the expert acts, so the
+            # recorder's first frame is exactly the episode's initial state.
+            ok, msg = client.call_trigger("/recorder/start")
+            if not ok:
+                raise RuntimeError(f"recorder refused to start: {msg}")
+            ok, msg = client.call_trigger("/expert/go")
+            if not ok:
+                raise RuntimeError(f"expert did not start: {msg}")
+
         try:
             for seed in range(ns.seed_start, ns.seed_start + attempts):
                 if saved >= ns.episodes:
                     break
-                ok, msg = client.call_trigger("/recorder/start")
-                if not ok:
-                    raise RuntimeError(f"recorder refused to start: {msg}")
-                outcome = client.run_episode(seed, length_s, wall_timeout_s=30 * length_s)
+                outcome = client.run_episode(
+                    seed, length_s, wall_timeout_s=30 * length_s, after_reset=start_and_go
+                )
                 if outcome.success:
                     client.run_for(ns.tail_s, wall_timeout_s=60)
                     ok, msg = client.call_trigger("/recorder/stop")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import rclpy
@@ -177,9 +178,16 @@ class SimEvalClient:
         return int(self._episode["start_ns"])
 
     def run_episode(
-        self, seed: int, episode_length_s: float, wall_timeout_s: float
+        self,
+        seed: int,
+        episode_length_s: float,
+        wall_timeout_s: float,
+        after_reset: Callable[[], None] | None = None,
     ) -> EpisodeOutcome:
         """Reset with ``seed`` and wait for success or ``episode_length_s`` of sim time.
+
+        ``after_reset`` runs once the new episode is announced (and the policy re-activated),
+        before waiting: e.g. start a recorder, then release a waiting expert.
 
         Raises:
             TimeoutError: sim time did not reach the limit within ``wall_timeout_s`` (the agent
@@ -193,6 +201,8 @@ class SimEvalClient:
         if self._lifecycle is not None:
             self._transition(Transition.TRANSITION_ACTIVATE, "activate")
             self._policy_active = True
+        if after_reset is not None:
+            after_reset()
         limit_ns = start_ns + round(episode_length_s * 1e9)
         self._curve, self._start_ns = [], start_ns
         if self._video_dir is not None:

@@ -7,7 +7,8 @@ initial joint states and object poses stamped ``start_ns``, then answers every j
 the sim's lockstep mode this ping-pong makes episodes exactly reproducible; in free-run mode the
 same rule follows sim time.
 
-Parameters: ``profile`` (robot profile name/path), ``task`` (transfer_cube | insertion).
+Parameters: ``profile`` (robot profile name/path), ``task`` (transfer_cube | insertion),
+``wait_for_go`` (act on an announced episode only after ``~/go``; for recording).
 Threads: one SingleThreadedExecutor runs every callback.
 """
 
@@ -24,6 +25,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
+from std_srvs.srv import Trigger
 
 from motus_policy.ros.conversions import joint_state_to_msg, msg_to_positions, time_to_ns
 from motus_recorder import schema
@@ -65,6 +67,11 @@ class ExpertNode(Node):
         super().__init__("expert")
         self.declare_parameter("profile", "aloha_sim")
         self.declare_parameter("task", "transfer_cube")
+        # wait_for_go: plan each announced episode but act only after ~/go (std_srvs/Trigger),
+        # so a recorder can be started at the episode's first state (lockstep recording).
+        self.declare_parameter("wait_for_go", False)
+        self._wait_for_go = bool(self.get_parameter("wait_for_go").value)
+        self._released = not self._wait_for_go
         self.profile = load_profile(self.get_parameter("profile").value)
         task = str(self.get_parameter("task").value)
         period_ns = round(1e9 / self.profile.control_rate_hz)
@@ -95,6 +102,7 @@ class ExpertNode(Node):
                 names,
             )
         self.create_subscription(PoseArray, extras["object_pose_topic"], self._on_poses, 10)
+        self.create_service(Trigger, "~/go", self._on_go)
         self.get_logger().info(f"expert for {task} READY")
 
     def _on_episode(self, msg: String) -> None:
@@ -105,7 +113,15 @@ class ExpertNode(Node):
             )
             return
         self._pending = Episode(int(data["seed"]), int(data["start_ns"]), self.task)
+        self._released = not self._wait_for_go
         self._try_start()
+
+    def _on_go(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        self._released = True
+        self._publish_due()
+        response.success = self.operator.episode is not None and self._pending is None
+        response.message = "acting" if response.success else "no planned episode yet"
+        return response
 
     @staticmethod
     def _remember(history: dict[int, np.ndarray], t_ns: int, value: np.ndarray) -> None:
@@ -153,7 +169,7 @@ class ExpertNode(Node):
 
     def _publish_due(self) -> None:
         ep = self.operator.episode
-        if ep is None:
+        if ep is None or not self._released or self._pending is not None:
             return
         stamps = {self._states[a][0] for a in schema.ARM_NAMES if a in self._states}
         if len(stamps) != 1:

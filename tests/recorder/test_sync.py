@@ -107,5 +107,19 @@ def test_old_messages_are_pruned_to_bound_memory(fake_clock):
     for _ in range(100):
         core.push("cam", fake_clock(), object())
         fake_clock.advance(0.01)
-    # keep = lag (40 ms) + tolerance (20 ms) + 2 periods (80 ms) = 140 ms of 100 Hz messages
-    assert len(core._streams["cam"].stamps) <= 16
+    # keep = lag (40 ms) + tolerance (20 ms) + max_jump_periods (10 x 40 ms) = 460 ms at 100 Hz
+    assert len(core._streams["cam"].stamps) <= 48
+
+
+def test_late_tick_takes_every_due_grid_frame_at_regular_times(fake_clock):
+    core = _core(fake_clock)
+    t0 = fake_clock()
+    core.reset()  # grid origin = t0
+    for k in range(6):
+        _feed(core, fake_clock, t0 + k * P)
+    fake_clock.advance(5 * P / 1e9)  # one late timer tick 5 periods on
+    got = []
+    while core.due():
+        got.append(core.sample())
+    assert [s.t_ns for s in got] == [t0 + k * P for k in range(5)]  # lag = 1 period
+    assert all(s.values["joints"] == f"q@{s.t_ns}" for s in got)
