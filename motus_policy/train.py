@@ -4,6 +4,12 @@ Single process (CPU or one GPU)::
 
     python -m motus_policy.train --config tiny --data data/motus --out runs/tiny --max-steps 2000
 
+Tiny preset on a CPU: decode the videos once and encode every sample's frozen features up front
+(a one-off pass of a few minutes), then every step is a cache hit (tens of steps/s)::
+
+    python -m motus_policy.train --config tiny --data data/motus --out runs/tiny \
+        --max-steps 3000 --precompute-features
+
 Many GPUs on one host (PyTorch DDP; one process per GPU, ``--batch-size`` is per GPU)::
 
     torchrun --standalone --nproc_per_node 8 -m motus_policy.train \

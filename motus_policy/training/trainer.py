@@ -11,6 +11,12 @@ every RNG state, so on CPU a resumed run reproduces the uninterrupted loss seque
 (with the same intra-op thread count: CPU reductions depend on it). On CUDA, bf16 kernels are
 not bit-deterministic, so a resumed run matches only to rounding.
 
+Fast path (``preload`` / ``precompute_features``): frames decoded once into RAM and every
+sample's frozen features encoded before the first step (:meth:`MotusEpisodeDataset.preload`,
+:meth:`FeatureEncoder.precompute`); the items and their sampling are unchanged. Under DDP rank 0
+runs the feature pass first and the other ranks then read its disk cache (or, with the cache
+disabled, encode for themselves).
+
 Threads: :meth:`Trainer.run` runs on the calling thread; DataLoader workers only decode video.
 """
 
@@ -231,8 +237,12 @@ class Trainer:
             len(self.base.episodes), nbytes / 1e6, time.perf_counter() - t0,
         )  # fmt: skip
         if self.cfg.precompute_features:
+            if not show:  # other ranks wait for rank 0's disk cache
+                barrier(self.info)
             t0 = time.perf_counter()
             n = self.features.precompute(self.base, progress=show)
+            if show:
+                barrier(self.info)
             log.info(
                 "precomputed features of %d (episode, condition index) samples in %.1f s "
                 "(vae_batch %d)", n, time.perf_counter() - t0, self.features.vae_batch,
