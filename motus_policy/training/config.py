@@ -54,6 +54,13 @@ class TrainConfig:
         num_workers: DataLoader worker processes (video decoding).
         feature_cache: folder for the per-sample VAE-latent / VLM-feature cache ("" disables;
             None: ``<out_dir>/feature_cache``).
+        preload: decode every episode once and keep its frames (resized to H x W) in RAM
+            instead of decoding video per item (same items, bit for bit).
+        precompute_features: before training, encode VAE latents and VLM features of every
+            (episode, condition index) the sampler can draw and keep them in RAM (implies
+            ``preload``); every step is then a cache hit.
+        vae_batch: clips per VAE call in the precompute pass (1 reproduces the on-the-fly
+            latents bit for bit; larger is faster on CPU and rounds differently, ~1e-6).
         text_source: "dataset" = the episode's UMT5 ``.pt``; "encoder" = the policy's T5
             (cached per instruction); "auto" = the episode's ``.pt`` where present and the
             policy's T5 for the others when the config's text_dim is 4096, else the T5.
@@ -95,6 +102,9 @@ class TrainConfig:
     log_every: int = 10
     num_workers: int = 0
     feature_cache: str | None = None
+    preload: bool = False
+    precompute_features: bool = False
+    vae_batch: int = 4
     text_source: str = "auto"
     vlm_image: str = "model"
     stats_key: str = "auto"
@@ -107,7 +117,9 @@ class TrainConfig:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
         if not self.data_roots:
             raise ValueError("data_roots: expected at least one dataset root, got none")
-        positive = ("max_steps", "batch_size", "samples_per_episode", "keep_last", "log_every")
+        positive = (
+            "max_steps", "batch_size", "samples_per_episode", "keep_last", "log_every", "vae_batch"
+        )  # fmt: skip
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:

@@ -25,9 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+from tqdm import tqdm
 
 from motus_recorder.composite import resize_pad
-from motus_recorder.dataset import TaskFolder, find_tasks
+from motus_recorder.dataset import Episode, TaskFolder, find_tasks
 
 
 def sample_indices(n_frames: int, c: int, a: int, g: int, r: int, f: int) -> tuple[list, list]:
@@ -51,9 +52,8 @@ def normalize(x: np.ndarray, stats: Mapping[str, Sequence[float]]) -> np.ndarray
     return (np.asarray(x, dtype=np.float32) - lo) / rng
 
 
-def _to_chw01(img: np.ndarray, hw: tuple[int, int]) -> torch.Tensor:
-    out = resize_pad(img, hw)
-    return torch.from_numpy(out).permute(2, 0, 1).float().div_(255.0)
+def _chw01(img: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(255.0)
 
 
 class MotusEpisodeDataset(Dataset):
@@ -71,6 +71,9 @@ class MotusEpisodeDataset(Dataset):
         vlm_fn: optional ``(text, uint8 HWC image at raw resolution) -> dict of tensors`` (the
             Qwen3-VL processor, owned by the model package); its output becomes ``vlm_inputs``.
         require_embedding: raise when an episode has no UMT5 embedding (else zeros).
+
+    Items are read from disk per call (one PyAV seek + decode per item) unless :meth:`preload`
+    was called, after which they come from RAM and are bit-identical.
 
     Raises:
         ValueError: A != F*r, or no complete episode found.
@@ -109,6 +112,51 @@ class MotusEpisodeDataset(Dataset):
             raise ValueError(f"no complete episodes under {list(map(str, roots))}")
         self.seed, self._worker = seed, None
         self.rng = np.random.default_rng(seed)
+        self._loaded: dict[int, tuple[Episode, np.ndarray, np.ndarray | None]] = {}
+
+    def preload(self, keep_raw: bool = False, progress: bool = True) -> int:
+        """Decode every episode once and keep it in RAM; later items index frames, not video.
+
+        Per episode: the episode record (qpos, instruction, embedding) and its frames resized
+        with :func:`resize_pad` to H x W, uint8 (T, H, W, 3) (tiny: 60 episodes x 155 frames x
+        128 x 96 x 3 = 343 MB). ``keep_raw`` also keeps the raw-resolution composites the
+        ``vlm_fn`` receives (about 9x more for 360 x 320 composites).
+
+        Returns:
+            Bytes of frames held.
+
+        Raises:
+            ValueError: a video has fewer frames than its qpos rows.
+        """
+        total = 0
+        for k in tqdm(range(len(self.episodes)), desc="preload", unit="ep", disable=not progress):
+            task, i = self.episodes[k]
+            ep = task.read_episode(i)
+            raw = ep.frames()
+            n = ep.qpos.shape[0]
+            if raw.shape[0] < n:
+                raise ValueError(f"{ep.video_path}: {raw.shape[0]} frames < {n} qpos rows")
+            resized = np.stack([resize_pad(f, self.hw) for f in raw[:n]])
+            kept = np.ascontiguousarray(raw[:n]) if keep_raw else None
+            self._loaded[k] = (ep, resized, kept)
+            total += resized.nbytes + (kept.nbytes if keep_raw else 0)
+        return total
+
+    @property
+    def preloaded(self) -> bool:
+        """True once :meth:`preload` has run."""
+        return bool(self._loaded)
+
+    def n_frames(self, episode: int) -> int:
+        """T of episode number ``episode`` (reads its qpos unless preloaded)."""
+        if episode in self._loaded:
+            return self._loaded[episode][0].qpos.shape[0]
+        task, i = self.episodes[episode]
+        return task.read_episode(i, embedding=False).qpos.shape[0]
+
+    def condition_indices(self, episode: int) -> range:
+        """Every condition index the sampler can draw for ``episode`` (reference §3.2)."""
+        return range(condition_range(self.n_frames(episode), self.a, self.g) + 1)
 
     def __len__(self) -> int:
         return len(self.episodes) * self.samples_per_episode
@@ -127,20 +175,26 @@ class MotusEpisodeDataset(Dataset):
         be in ``0 .. T-1`` (ValueError otherwise).
         """
         task, i = self.episodes[episode]
-        ep = task.read_episode(i)
+        loaded = self._loaded.get(episode)
+        ep = loaded[0] if loaded is not None else task.read_episode(i)
         n = ep.qpos.shape[0]
         if c is None:
             c = int(self.rng.integers(0, condition_range(n, self.a, self.g) + 1))
         if not 0 <= c < n:
             raise ValueError(f"c: expected 0..{n - 1}, got {c}")
         act_idx, vid_idx = sample_indices(n, c, self.a, self.g, self.r, self.f)
-        frames = ep.frames([c, *vid_idx])
+        if loaded is not None:
+            resized, raw = loaded[1][[c, *vid_idx]], loaded[2]
+            first_raw = raw[c] if raw is not None else None
+        else:
+            frames = ep.frames([c, *vid_idx])
+            resized, first_raw = [resize_pad(f, self.hw) for f in frames], frames[0]
         actions, state = ep.qpos[act_idx], ep.qpos[c]
         if self.stats is not None:
             actions, state = normalize(actions, self.stats), normalize(state, self.stats)
         item = {
-            "first_frame": _to_chw01(frames[0], self.hw),
-            "video_frames": torch.stack([_to_chw01(f, self.hw) for f in frames[1:]]),
+            "first_frame": _chw01(resized[0]),
+            "video_frames": torch.stack([_chw01(f) for f in resized[1:]]),
             "action_sequence": torch.from_numpy(np.asarray(actions, np.float32)),
             "initial_state": torch.from_numpy(np.asarray(state, np.float32)),
             "language_embedding": self._embedding(ep),
@@ -151,7 +205,9 @@ class MotusEpisodeDataset(Dataset):
             "video_indices": vid_idx,
         }
         if self.vlm_fn is not None:  # raw-resolution composite for the VLM (reference §4.2)
-            item["vlm_inputs"] = self.vlm_fn(ep.instruction, frames[0])
+            if first_raw is None:  # preloaded without raw frames: decode this one
+                first_raw = ep.frames([c])[0]
+            item["vlm_inputs"] = self.vlm_fn(ep.instruction, first_raw)
         return item
 
     def _embedding(self, ep) -> torch.Tensor:

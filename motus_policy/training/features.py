@@ -12,6 +12,14 @@ VAE latents and VLM features depend only on (episode, condition index) for a fix
 geometry, so they are cached on disk under a key that includes a fingerprint of the encoder
 weights and every setting that changes them. On CPU the VAE encode dominates a tiny step.
 Samples are encoded one at a time so cached and fresh values are bit-identical.
+
+:meth:`FeatureEncoder.precompute` instead encodes every (episode, condition index) the sampler
+can draw in a first pass, ``vae_batch`` clips per VAE call (about 3x faster per clip on CPU than
+one at a time), and keeps the result in RAM: every training step is then a hit. Batched CPU
+convolutions round differently from single-clip ones (max |diff| ~1.5e-6 on the tiny VAE), so
+the chunks are fixed (consecutive condition indices of one episode, from 0) and ``vae_batch``
+is part of the cache key: a run's features do not depend on what the cache held before, and
+``vae_batch=1`` reproduces the on-the-fly values bit for bit.
 """
 
 from __future__ import annotations
@@ -23,8 +31,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from motus_policy.model.pipeline import MotusPolicy
+from motus_policy.training.data import MotusEpisodeDataset
 
 
 def module_fingerprint(*modules: torch.nn.Module, extra: dict | None = None) -> str:
@@ -57,6 +67,7 @@ class FeatureEncoder:
         vlm_image: "model" or "composite".
         cache_dir: folder of the per-sample cache, or None.
         geometry: settings that change the cached values besides the weights (g, r, F, H, W).
+        vae_batch: clips per VAE call in :meth:`precompute` (1 = bit-identical to on-the-fly).
     """
 
     def __init__(
@@ -67,7 +78,10 @@ class FeatureEncoder:
         vlm_image: str,
         cache_dir: str | os.PathLike[str] | None,
         geometry: dict,
+        vae_batch: int = 1,
     ) -> None:
+        if not isinstance(vae_batch, int) or vae_batch < 1:
+            raise ValueError(f"vae_batch: expected a positive int, got {vae_batch!r}")
         if text_source not in ("dataset", "encoder", "mixed"):
             raise ValueError(
                 f"text_source: expected 'dataset', 'encoder' or 'mixed', got {text_source!r}"
@@ -76,8 +90,12 @@ class FeatureEncoder:
         self.text_source, self.vlm_image = text_source, vlm_image
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.hits = self.misses = 0
+        self.vae_batch = vae_batch
+        self._memory: dict[tuple[str, int], dict[str, torch.Tensor]] = {}
         self._prefix = ""
         if self.cache_dir is not None:
+            if vae_batch != 1:  # batched encodes round differently (module docstring)
+                geometry = {**geometry, "vae_batch": vae_batch}
             vlm_settings = {
                 k: str(v) for k, v in vars(policy.vlm.config).items()
             }  # prompt order etc.
@@ -92,33 +110,100 @@ class FeatureEncoder:
         name = key.hexdigest()
         return self.cache_dir / name[:2] / f"{name}.pt"
 
+    def _encode_clips(self, first: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
+        """(n, 3, H, W) + (n, F, 3, H, W) in [0, 1] -> (n, C, T', h, w) float32 on the CPU."""
+        clip = torch.cat([first[:, None], video], dim=1)  # (n, 1+F, 3, H, W)
+        pixels = clip.permute(0, 2, 1, 3, 4).to(self.device)  # (n, 3, 1+F, H, W)
+        return self.policy.vae.encode(pixels).float().cpu()
+
+    def _vlm_one(self, first: torch.Tensor, composite, instruction: str) -> torch.Tensor:
+        image = to_uint8_hwc(first) if self.vlm_image == "model" else composite
+        if image is None:
+            raise ValueError("vlm_image='composite' needs the raw composite in the batch")
+        feats, _ = self.policy.vlm.features([image], [instruction], use_cache=False)
+        return feats[0].float().cpu()
+
     def _encode_one(self, batch: dict, i: int) -> dict[str, torch.Tensor]:
-        clip = torch.cat([batch["first_frame"][i : i + 1], batch["video_frames"][i]], dim=0)
-        pixels = clip.permute(1, 0, 2, 3)[None].to(self.device)  # (1, 3, 1+F, H, W)
-        latents = self.policy.vae.encode(pixels)[0].float().cpu()
-        if self.vlm_image == "model":
-            image = to_uint8_hwc(batch["first_frame"][i])
-        else:
-            image = batch["composite"][i]
-        feats, _ = self.policy.vlm.features([image], [batch["instruction"][i]], use_cache=False)
-        return {"latents": latents, "vlm": feats[0].float().cpu()}
+        first, video = batch["first_frame"][i : i + 1], batch["video_frames"][i : i + 1]
+        composite = batch["composite"][i] if batch.get("composite") is not None else None
+        return {
+            "latents": self._encode_clips(first, video)[0],
+            "vlm": self._vlm_one(first[0], composite, batch["instruction"][i]),
+        }
+
+    def _load(self, path: Path | None) -> dict[str, torch.Tensor] | None:
+        if path is None or not path.is_file():
+            return None
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+    def _store(self, path: Path | None, out: dict[str, torch.Tensor]) -> None:
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        torch.save(out, tmp)
+        tmp.replace(path)  # atomic: concurrent ranks write identical content
 
     def sample_features(self, batch: dict, i: int) -> dict[str, torch.Tensor]:
         """Latents (C, T', h, w) and VLM features (L, D) of item ``i`` (cached when enabled)."""
-        path = None
-        if self.cache_dir is not None:
-            path = self._path(batch["episode"][i], int(batch["condition_index"][i]))
-            if path.is_file():
-                self.hits += 1
-                return torch.load(path, map_location="cpu", weights_only=True)
+        key = (batch["episode"][i], int(batch["condition_index"][i]))
+        out = self._memory.get(key)
+        if out is not None:
+            self.hits += 1
+            return out
+        path = self._path(*key) if self.cache_dir is not None else None
+        out = self._load(path)
+        if out is not None:
+            self.hits += 1
+            return out
         self.misses += 1
         out = self._encode_one(batch, i)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            torch.save(out, tmp)
-            tmp.replace(path)  # atomic: concurrent ranks write identical content
+        self._store(path, out)
         return out
+
+    @torch.no_grad()
+    def precompute(self, dataset: MotusEpisodeDataset, progress: bool = True) -> int:
+        """Encode every (episode, condition index) ``dataset`` can draw; keep them in RAM.
+
+        Condition indices are those of :meth:`MotusEpisodeDataset.condition_indices` (all
+        episodes, validation ones included). Chunks of ``vae_batch`` consecutive indices of one
+        episode go through the VAE together; a chunk found complete in the disk cache is read
+        instead. Call :meth:`MotusEpisodeDataset.preload` first (else every clip is decoded
+        from video). Tiny preset: 60 episodes x 107 indices x ~52 kB = ~330 MB of RAM.
+
+        Returns:
+            Number of (episode, condition index) entries held.
+        """
+        todo = [(ep, dataset.condition_indices(ep)) for ep in range(len(dataset.episodes))]
+        bar = tqdm(
+            total=sum(len(cs) for _, cs in todo),
+            desc="features",
+            unit="clip",
+            disable=not progress,
+        )
+        n = self.vae_batch
+        for ep, cs in todo:
+            for start in range(0, len(cs), n):
+                chunk = list(cs[start : start + n])
+                items = [dataset.sample(ep, c) for c in chunk]
+                keys = [(it["episode"], c) for it, c in zip(items, chunk, strict=True)]
+                paths = [self._path(*k) if self.cache_dir is not None else None for k in keys]
+                outs = [self._load(p) for p in paths]
+                if any(o is None for o in outs):
+                    latents = self._encode_clips(
+                        torch.stack([it["first_frame"] for it in items]),
+                        torch.stack([it["video_frames"] for it in items]),
+                    )
+                    for k, it in enumerate(items):
+                        raw = it.get("vlm_inputs", {}).get("composite")
+                        raw = raw.numpy() if raw is not None else None
+                        vlm = self._vlm_one(it["first_frame"], raw, it["instruction"])
+                        outs[k] = {"latents": latents[k].clone(), "vlm": vlm}
+                        self._store(paths[k], outs[k])
+                self._memory.update(zip(keys, outs, strict=True))
+                bar.update(len(chunk))
+        bar.close()
+        return len(self._memory)
 
     def text_context(self, batch: dict) -> torch.Tensor:
         """(B, text_len, text_dim) zero-padded T5 context, float32 on ``device``.

@@ -66,9 +66,11 @@ def collate_batch(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Reference §4.5 batch plus the raw composites for the VLM.
 
     The batch is :func:`~motus_policy.training.data.collate`'s, with ``composite``: a list of
-    the uint8 (h, w, 3) raw-resolution composites.
+    the uint8 (h, w, 3) raw-resolution composites (None when the dataset has no ``vlm_fn``).
     """
-    raw = [it.pop("vlm_inputs")["composite"].numpy() for it in items]
+    raw = None
+    if "vlm_inputs" in items[0]:
+        raw = [it.pop("vlm_inputs")["composite"].numpy() for it in items]
     batch = collate(items)
     batch["composite"] = raw
     return batch

@@ -11,6 +11,12 @@ every RNG state, so on CPU a resumed run reproduces the uninterrupted loss seque
 (with the same intra-op thread count: CPU reductions depend on it). On CUDA, bf16 kernels are
 not bit-deterministic, so a resumed run matches only to rounding.
 
+Fast path (``preload`` / ``precompute_features``): frames decoded once into RAM and every
+sample's frozen features encoded before the first step (:meth:`MotusEpisodeDataset.preload`,
+:meth:`FeatureEncoder.precompute`); the items and their sampling are unchanged. Under DDP rank 0
+runs the feature pass first and the other ranks then read its disk cache (or, with the cache
+disabled, encode for themselves).
+
 Threads: :meth:`Trainer.run` runs on the calling thread; DataLoader workers only decode video.
 """
 
@@ -115,7 +121,7 @@ class Trainer:
             image_hw=(mcfg.image_height, mcfg.image_width),
             text_len=mcfg.text_len,
             seed=config.seed,
-            vlm_fn=keep_raw_composite,
+            vlm_fn=keep_raw_composite if self.policy.config.vlm_image == "composite" else None,
             require_embedding=self.text_source == "dataset",
         )
         self.train_set, self.val_set = self._split()
@@ -133,7 +139,10 @@ class Trainer:
                 "F": mcfg.num_video_frames,
                 "hw": [mcfg.image_height, mcfg.image_width],
             },
+            vae_batch=config.vae_batch,
         )
+        if config.preload or config.precompute_features:
+            self._precompute()
         self.noise = torch.Generator().manual_seed(config.seed * 1_000_003 + self.info.rank)
         self.optimizer, self.scheduler = build_optimizer(self.policy.model.parameters(), config)
         if resume_from is not None:
@@ -217,6 +226,27 @@ class Trainer:
         for m in frozen:
             m.to(device=dev, dtype=enc_dtype) if enc_dtype else m.to(dev)
         p.model.train()
+
+    def _precompute(self) -> None:
+        """Frames into RAM, then (``precompute_features``) every sample's frozen features."""
+        show = self.info.is_main
+        t0 = time.perf_counter()
+        nbytes = self.base.preload(keep_raw=self.base.vlm_fn is not None, progress=show)
+        log.info(
+            "preloaded %d episodes (%.0f MB of frames) in %.1f s",
+            len(self.base.episodes), nbytes / 1e6, time.perf_counter() - t0,
+        )  # fmt: skip
+        if self.cfg.precompute_features:
+            if not show:  # other ranks wait for rank 0's disk cache
+                barrier(self.info)
+            t0 = time.perf_counter()
+            n = self.features.precompute(self.base, progress=show)
+            if show:
+                barrier(self.info)
+            log.info(
+                "precomputed features of %d (episode, condition index) samples in %.1f s "
+                "(vae_batch %d)", n, time.perf_counter() - t0, self.features.vae_batch,
+            )  # fmt: skip
 
     def _split(self) -> tuple[EpisodeSamples, EpisodeSamples | None]:
         cfg, n = self.cfg, len(self.base.episodes)
