@@ -4,8 +4,9 @@ The config travels with checkpoints (``to_dict`` / ``from_dict`` are JSON-safe).
 follow the official YAML files (reference §1, §3.1); ``tiny`` keeps the architecture and shrinks
 every width so that tests and the shipped demo checkpoint run on a laptop CPU.
 
-Sources: "ref" = ``/work/shared/reference/motus-reference.md``, "keys" =
-``motus-checkpoint-keys.md``.
+Sources: "ref" = the team's Motus reference notes (``motus-reference.md``: facts from the paper
+and the official thu-ml/Motus code and configs), "keys" = ``motus-checkpoint-keys.md`` (the
+official checkpoint layout).
 """
 
 from __future__ import annotations
