@@ -62,10 +62,13 @@ class MotusBackend:
 
     @property
     def action_rate_hz(self) -> float:
-        """Action rate of the loaded checkpoint (the profile's record rate before loading)."""
-        if self.policy is None:
+        """Action rate of the checkpoint (read from its config.json before loading)."""
+        if self.policy is not None:
+            return float(self.policy.config.action_rate_hz)
+        if self.checkpoint == TINY_RANDOM:
             return self.profile.record_rate_hz
-        return float(self.policy.config.action_rate_hz)
+        with open(Path(self.checkpoint) / "config.json", encoding="utf-8") as f:
+            return float(json.load(f)["policy"]["action_rate_hz"])
 
     @property
     def chunk_size(self) -> int:

@@ -121,7 +121,14 @@ class InferenceWorker:
         self.last_settings = settings
         self.chunks += 1
         if settings.mode in ACTION_MODES:
-            sched.add_chunk(chunk, t_done, ticket, start=obs.state)
+            try:
+                sched.add_chunk(chunk, t_done, ticket, start=obs.state)
+            except ValueError as exc:  # a malformed chunk (shape, period): a hold, not a crash
+                sched.cancel_request(ticket)
+                self.errors += 1
+                self.consecutive_errors += 1
+                self.last_error = f"rejected chunk: {exc}"
+                return "error"
             result = "ok"
         else:  # video-only modes: nothing to execute; ask again after n_execute periods
             sched.cancel_request(ticket)

@@ -204,3 +204,15 @@ def test_failing_backend_holds_after_repeated_errors(fake_clock):
     assert results[-1].held
     assert results[-1].reason.endswith("x): RuntimeError: CUDA out of memory")
     assert rig.rt.worker.errors >= 3
+
+
+def test_a_chunk_at_the_wrong_action_period_is_an_error_not_a_dead_worker(fake_clock):
+    """A backend whose chunks disagree with its declared action rate is reported and held."""
+    rig = Rig(fake_clock)
+    rig.feed()
+    rig.rt.activate(fake_clock(), start_worker=False)
+    rig.backend.config.action_rate_hz = 5.0  # chunks now carry a 200 ms period
+    assert rig.rt.worker.run_once() == "error"
+    assert "rejected chunk: chunk period" in rig.rt.worker.last_error
+    rig.backend.config.action_rate_hz = 25.0
+    assert rig.rt.worker.run_once() == "ok"  # the next request goes through
