@@ -48,6 +48,13 @@ class PolicyRuntimeConfig:
         default=1.0,
         metadata={"description": "fraction (0, 1] of the profile's velocity limits allowed"},
     )
+    limit_tolerance: float = field(
+        default=0.02,
+        metadata={
+            "description": "targets past a limit by up to this fraction of the joint's range "
+            "are clamped to it; further out they are rejected (hold)"
+        },
+    )
     watchdog_inference_s: float = field(
         default=2.0,
         metadata={"description": "hold when no fresh chunk arrived for this long [s]"},
@@ -108,6 +115,9 @@ class PolicyRuntimeConfig:
                 raise bad(name, "a finite number " + (">= 0" if lo_ok else "> 0"))
         if self.velocity_scale > 1:
             raise bad("velocity_scale", "a number in (0, 1]")
+        lt = self.limit_tolerance
+        if not isinstance(lt, int | float) or not 0 <= lt <= 0.1:
+            raise bad("limit_tolerance", "a number in [0, 0.1]")
         if not isinstance(self.instruction, str):
             raise bad("instruction", "a string")
 

@@ -92,7 +92,11 @@ class PolicyRuntime:
         self.assembler = ObservationAssembler(ObservationConfig.from_profile(profile, image_hw))
         self.gate = SafetyGate(
             SafetyConfig.from_profile(
-                profile, self.control_rate_hz, config.ramp_in_s, config.velocity_scale
+                profile,
+                self.control_rate_hz,
+                config.ramp_in_s,
+                config.velocity_scale,
+                config.limit_tolerance,
             )
         )
         self.config = config

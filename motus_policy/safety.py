@@ -3,8 +3,11 @@
 Policy (clamp vs reject):
 
 * a non-finite target (NaN/Inf) is **rejected**: hold, reason names the joint;
-* a target outside the profile's position limits is **rejected**: hold, reason names the joint,
-  value and limit (clamping it would execute a command the model did not mean);
+* a target outside the profile's position limits by more than ``limit_tolerance`` x the joint's
+  range is **rejected**: hold, reason names the joint, value and limit (clamping it would execute
+  a command the model did not mean); a target within that tolerance of a limit is **clamped** to
+  the limit and reported (learned policies overshoot the edges of their training range by a
+  hair, e.g. a gripper commanded 1.003 when fully open is 1.0; default 2 % of the range);
 * a step larger than ``velocity_max * velocity_scale * dt`` is **clamped** per joint (the
   command moves toward the target at the limit speed; the clamped joints are reported);
 * on activation, after any hold and after an e-stop reset the command is **ramped in**: blended
@@ -45,6 +48,8 @@ class SafetyConfig:
     control_period_s: float
     ramp_in_s: float = 1.0
     velocity_scale: float = 1.0
+    limit_tolerance: float = 0.02
+    """Fraction of each joint's range past a limit that is clamped rather than rejected."""
 
     def __post_init__(self) -> None:
         n = len(self.joint_names)
@@ -61,6 +66,8 @@ class SafetyConfig:
             raise ValueError(f"ramp_in_s: expected >= 0, got {self.ramp_in_s}")
         if not 0 < self.velocity_scale <= 1:
             raise ValueError(f"velocity_scale: expected (0, 1], got {self.velocity_scale}")
+        if not 0 <= self.limit_tolerance <= 0.1:
+            raise ValueError(f"limit_tolerance: expected [0, 0.1], got {self.limit_tolerance}")
 
     @classmethod
     def from_profile(
@@ -69,6 +76,7 @@ class SafetyConfig:
         control_rate_hz: float,
         ramp_in_s: float = 1.0,
         velocity_scale: float = 1.0,
+        limit_tolerance: float = 0.02,
     ) -> SafetyConfig:
         """Limits from ``profile``; dt = 1 / ``control_rate_hz``."""
         return cls(
@@ -79,6 +87,7 @@ class SafetyConfig:
             1.0 / control_rate_hz,
             ramp_in_s,
             velocity_scale,
+            limit_tolerance,
         )
 
 
@@ -106,6 +115,8 @@ class SafetyGate:
         self.config = config
         self._lo = np.asarray(config.position_min, dtype=np.float64)
         self._hi = np.asarray(config.position_max, dtype=np.float64)
+        slack = config.limit_tolerance * (self._hi - self._lo)
+        self._lo_reject, self._hi_reject = self._lo - slack, self._hi + slack
         self._step_max = (
             np.asarray(config.velocity_max) * config.velocity_scale * config.control_period_s
         )
@@ -162,7 +173,10 @@ class SafetyGate:
         if bad.any():
             i = int(np.argmax(bad))
             return f"non-finite target {names[i]}={t[i]}"
-        for mask, word, lim in ((t < self._lo, "<", self._lo), (t > self._hi, ">", self._hi)):
+        for mask, word, lim in (
+            (t < self._lo_reject, "<", self._lo),
+            (t > self._hi_reject, ">", self._hi),
+        ):
             if mask.any():
                 i = int(np.argmax(mask))
                 return f"target out of limits: {names[i]} = {t[i]:.4f} {word} {lim[i]:.4f}"
@@ -179,7 +193,9 @@ class SafetyGate:
         reason = self.violation(target)
         if reason is not None:
             return self.hold(reason)
-        cmd = np.asarray(target, dtype=np.float64)
+        raw = np.asarray(target, dtype=np.float64)
+        cmd = np.clip(raw, self._lo, self._hi)  # only within limit_tolerance (else rejected)
+        edge = tuple(n for n, c in zip(self.config.joint_names, cmd != raw, strict=True) if c)
         if self._rearm:
             self._start_ramp(self.last_command, now_ns)
         if self._ramp_from is not None and self.config.ramp_in_s > 0:
@@ -196,7 +212,7 @@ class SafetyGate:
             step = np.clip(step, -self._step_max, self._step_max)
             clamped = tuple(n for n, o in zip(self.config.joint_names, over, strict=True) if o)
         self.last_command = self.last_command + step
-        return GateResult(self.last_command.copy(), False, None, clamped)
+        return GateResult(self.last_command.copy(), False, None, edge + clamped)
 
     def check_path(self, points: np.ndarray, dt_s: float) -> tuple[np.ndarray | None, str | None]:
         """Gate a whole trajectory (JointTrajectory output) starting from the last command.
@@ -220,6 +236,7 @@ class SafetyGate:
             reason = self.violation(p)
             if reason is not None:
                 return None, f"point {k}: {reason}"
+            p = np.clip(np.asarray(p, dtype=np.float64), self._lo, self._hi)  # edge tolerance
             prev = prev + np.clip(p - prev, -step_max, step_max)
             out[k] = prev
         return out, None

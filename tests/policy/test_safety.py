@@ -100,3 +100,19 @@ def test_inactive_gate_holds(profile):
     assert res.held and res.command is None and res.reason == "inactive"
     with pytest.raises(ValueError, match="finite"):
         g.activate(np.full(14, np.nan), T)
+
+
+def test_a_hair_past_a_limit_is_clamped_and_reported_further_is_rejected():
+    prof = load_profile("aloha_sim")
+    gate = SafetyGate(SafetyConfig.from_profile(prof, 50.0, ramp_in_s=0.0))
+    pose = (prof.position_min + prof.position_max) / 2
+    pose[6] = 0.99  # left gripper almost open (range 0..1)
+    gate.activate(pose, 0)
+    target = pose.copy()
+    target[6] = 1.003  # learned-policy overshoot: within 2 % of the range
+    res = gate.filter(target, 20_000_000)
+    assert not res.held and res.command[6] == pytest.approx(1.0)
+    assert "left_gripper" in res.clamped
+    target[6] = 1.05  # 5 % past the limit: rejected, the arm holds
+    res = gate.filter(target, 40_000_000)
+    assert res.held and "left_gripper = 1.0500 > 1.0000" in res.reason
