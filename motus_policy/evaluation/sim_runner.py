@@ -65,8 +65,14 @@ def bringup_args(ns) -> dict[str, str]:
     args = {"task": ns.task}
     if ns.agent == "expert":
         args["mode"] = "lockstep"
-    elif getattr(ns, "checkpoint", None):
-        args["checkpoint"] = ns.checkpoint
+    else:
+        from motus_recorder.profile import load_profile
+
+        instructions = load_profile("aloha_sim").extras.get("instructions", {})
+        if ns.task in instructions:
+            args["instruction"] = instructions[ns.task]  # the demonstrations' instruction
+        if getattr(ns, "checkpoint", None):
+            args["checkpoint"] = ns.checkpoint
     for kv in getattr(ns, "bringup_arg", []) or []:
         k, _, v = kv.partition("=")
         args[k] = v
