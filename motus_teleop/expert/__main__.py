@@ -12,7 +12,6 @@ Prints the success rate with a Wilson 95 % interval, the failing seeds and the w
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 from dm_control import mujoco
 from tqdm import tqdm
 
+from motus_policy.evaluation.stats import wilson_interval
 from motus_teleop.expert.config import TASKS
 from motus_teleop.expert.episode import run_episode
 from motus_teleop.expert.expert import make_expert
@@ -28,17 +28,6 @@ from motus_teleop.expert.expert import make_expert
 VIDEO_HW = (240, 320)
 VIDEO_FPS = 25
 """Every second 50 Hz step is rendered (the profile's camera / record rate)."""
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion (Wilson 1927); (0, 1) when n = 0."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def record_video(task: str, seed: int, path: Path) -> bool:

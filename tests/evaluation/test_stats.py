@@ -16,3 +16,10 @@ def test_format_and_errors():
     assert format_rate(45, 50).startswith("45/50 = 90.0 %")
     with pytest.raises(ValueError, match="0 <= successes <= n"):
         wilson_interval(5, 3)
+
+
+def test_wilson_matches_tables_at_the_edges():
+    lo, hi = wilson_interval(50, 50)
+    assert hi == pytest.approx(1.0) and lo == pytest.approx(0.9287, abs=1e-4)
+    lo, hi = wilson_interval(0, 10)
+    assert lo == pytest.approx(0.0, abs=1e-12) and hi == pytest.approx(0.2775, abs=1e-4)

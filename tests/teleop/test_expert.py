@@ -7,7 +7,6 @@ import pytest
 
 from motus_recorder.profile import load_profile
 from motus_teleop.expert import ExpertConfig, ScriptedExpert, make_expert, run_episode
-from motus_teleop.expert.__main__ import wilson_interval
 from motus_teleop.expert.episode import make_env
 
 
@@ -95,10 +94,3 @@ def test_config_rejects_bad_values(field, value):
 def test_config_defaults_episode_length_from_task():
     assert ExpertConfig(task="transfer_cube").episode_steps == 400
     assert ExpertConfig(task="insertion").episode_steps == 500
-
-
-def test_wilson_interval():
-    lo, hi = wilson_interval(50, 50)
-    assert hi == 1.0 and lo == pytest.approx(0.9287, abs=1e-4)
-    lo, hi = wilson_interval(0, 10)
-    assert lo == 0.0 and hi == pytest.approx(0.2775, abs=1e-4)
