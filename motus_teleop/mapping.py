@@ -147,6 +147,15 @@ class TeleopMapper:
                 )
             self._last, self._last_ns = np.clip(y, self._lo, self._hi), self._clock()
 
+    def reseed(self, follower: np.ndarray) -> None:
+        """Restart the rate limiter from ``follower`` (n,).
+
+        For a follower that was moved while teleop held (a reset in simulation). Raises
+        ValueError like :meth:`seed`.
+        """
+        self._last = None
+        self.seed(follower)
+
     @property
     def seeded(self) -> bool:
         """True once :meth:`seed` has given a starting position."""

@@ -1,7 +1,8 @@
 """Record scripted-expert demonstrations in the simulation, through the ROS graph.
 
 ``python -m motus_teleop.record_demos --task transfer_cube --episodes 50`` starts the
-``record_sim`` bring-up (sim node in lockstep, expert node as operator, recorder node on sim time)
+``record_sim`` bring-up (sim node in lockstep, expert node as the leader arms, teleop node mapping
+them to the sim's follower arms, recorder node on sim time)
 and, per seed: resets the sim with the seed (the expert plans and waits), opens a recorder
 episode at the initial state, releases the expert (which waits for ``~/go``), waits for
 success, records ``--tail-s`` more seconds, then saves the episode, or discards it when the
@@ -65,10 +66,12 @@ def main(argv: list[str] | None = None) -> int:
 
         def start_and_go() -> None:
             # Lockstep: sim time stands still at the reset until the expert acts, so the
-            # recorder's first frame is exactly the episode's initial state.
+            # recorder's first frame is exactly the episode's initial state. Teleop resumes
+            # from the follower's new (reset) pose.
             ok, msg = client.call_trigger("/recorder/start")
             if not ok:
                 raise RuntimeError(f"recorder refused to start: {msg}")
+            client.call_set_bool("/teleop/hold", False)
             ok, msg = client.call_trigger("/expert/go")
             if not ok:
                 raise RuntimeError(f"expert did not start: {msg}")
@@ -77,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             for seed in range(ns.seed_start, ns.seed_start + attempts):
                 if saved >= ns.episodes:
                     break
+                client.call_set_bool("/teleop/hold", True)  # across the reset
                 outcome = client.run_episode(
                     seed, length_s, wall_timeout_s=30 * length_s, after_reset=start_and_go
                 )

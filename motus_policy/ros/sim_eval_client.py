@@ -30,7 +30,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profi
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, Float64, String
-from std_srvs.srv import Trigger
+from std_srvs.srv import SetBool, Trigger
 
 from motus_policy.evaluation.sim_eval import EpisodeOutcome
 from motus_policy.evaluation.video import Mp4Writer
@@ -280,6 +280,20 @@ class SimEvalClient:
             client = self._triggers[service] = self.node.create_client(Trigger, service)
         res = self._call(client, Trigger.Request(), service)
         return bool(res.success), str(res.message)
+
+    def call_set_bool(self, service: str, value: bool) -> str:
+        """Call a std_srvs/SetBool service by name; returns its message.
+
+        Raises:
+            RuntimeError: the service answered success = False.
+        """
+        client = self._triggers.get(service)
+        if client is None:
+            client = self._triggers[service] = self.node.create_client(SetBool, service)
+        res = self._call(client, SetBool.Request(data=bool(value)), service)
+        if not res.success:
+            raise RuntimeError(f"{service}({value}) failed: {res.message}")
+        return str(res.message)
 
     def close(self) -> None:
         """Destroy the node and executor."""

@@ -10,7 +10,9 @@ The mapping itself is :class:`motus_teleop.mapping.TeleopMapper`, one per arm.
 Leader messages are matched by name: ``leader_joint_names`` (14, default the profile's joint
 names) lists the leader's names in the 14-D order; a message may carry any subset of whole arms.
 Service ``~/hold`` (std_srvs/SetBool): true holds the last command (deadman released), false
-follows again.
+follows again, rate-limited from the follower's current measured position.
+``publish_on_leader:=true`` publishes one command per leader message instead of on a timer (for
+a lockstep simulation, which advances only when commands arrive).
 
 Threads: one SingleThreadedExecutor thread runs every callback (platform.md §1.4).
 """
@@ -50,6 +52,9 @@ class TeleopNode(Node):
             "rate_hz": 0.0,
             "stale_timeout_s": 0.1,
             "require_follower_state": True,
+            # True: publish one follower command per leader message instead of on a timer
+            # (a lockstep simulation advances only on commands, so a timer would starve it)
+            "publish_on_leader": False,
         }
         params = [
             self.declare_parameter(n, v) for n, v in (*scalars.items(), *ARRAY_PARAMS.items())
@@ -72,6 +77,8 @@ class TeleopNode(Node):
             if len(value) != size:
                 raise ValueError(f"parameter {name} must have {size} entries, got {list(value)}")
         self.require_follower_state = bool(get["require_follower_state"])
+        self.publish_on_leader = bool(get["publish_on_leader"])
+        self._follower: dict[int, object] = {}  # latest measured position per arm
 
         self.arms = []
         for k, arm in enumerate(prof.arms):
@@ -107,7 +114,8 @@ class TeleopNode(Node):
             self.create_subscription(JointState, topic, self._on_leader, 10)
         self.create_service(SetBool, "~/hold", self._on_hold)
         rate_hz = get["rate_hz"] or prof.control_rate_hz
-        self.create_timer(1.0 / rate_hz, self._on_tick)
+        if not self.publish_on_leader:
+            self.create_timer(1.0 / rate_hz, self._on_tick)
         self._reasons = [""] * n_arms
         self.get_logger().info(
             f"READY teleop {prof.name}: leaders {topics} -> "
@@ -119,7 +127,7 @@ class TeleopNode(Node):
 
     def _on_leader(self, msg: JointState) -> None:
         present = set(msg.name)
-        for arm, mapper, _names, leader_names, _pub in self.arms:
+        for k, (arm, mapper, _names, leader_names, _pub) in enumerate(self.arms):
             if not present.issuperset(leader_names):
                 continue
             try:
@@ -127,6 +135,8 @@ class TeleopNode(Node):
                 mapper.update_leader(q)
                 if not self.require_follower_state and not mapper.seeded:
                     mapper.seed(mapper.map(q))
+                if self.publish_on_leader:
+                    self._publish(k)
             except ValueError as e:
                 self.get_logger().error(
                     f"{arm.name} leader sample dropped: {e}", throttle_duration_sec=LOG_THROTTLE_S
@@ -134,26 +144,34 @@ class TeleopNode(Node):
 
     def _on_follower(self, k: int, msg: JointState) -> None:
         arm, mapper, names, _leader_names, _pub = self.arms[k]
-        if mapper.seeded:
-            return
         try:
-            mapper.seed(msg_to_positions(msg, names))
+            self._follower[k] = q = msg_to_positions(msg, names)
+            if not mapper.seeded:
+                mapper.seed(q)
         except ValueError as e:
             self.get_logger().error(
                 f"{arm.name} follower state unusable: {e}", throttle_duration_sec=LOG_THROTTLE_S
             )
 
     def _on_tick(self) -> None:
-        for k, (arm, mapper, names, _leader_names, pub) in enumerate(self.arms):
-            out = mapper.step()
-            if out.reason != self._reasons[k]:
-                self._reasons[k] = out.reason
-                self.get_logger().info(f"{arm.name}: {out.reason}")
-            if out.command is not None:
-                pub.publish(joint_state_to_msg(names, out.command, out.stamp_ns))
+        for k in range(len(self.arms)):
+            self._publish(k)
+
+    def _publish(self, k: int) -> None:
+        arm, mapper, names, _leader_names, pub = self.arms[k]
+        out = mapper.step()
+        if out.reason != self._reasons[k]:
+            self._reasons[k] = out.reason
+            self.get_logger().info(f"{arm.name}: {out.reason}")
+        if out.command is not None:
+            pub.publish(joint_state_to_msg(names, out.command, out.stamp_ns))
 
     def _on_hold(self, request: SetBool.Request, response: SetBool.Response):
-        for _arm, mapper, *_ in self.arms:
+        for k, (_arm, mapper, *_) in enumerate(self.arms):
+            if not request.data and k in self._follower:
+                # Resume from where the follower is now (it may have been moved while held,
+                # e.g. a simulator reset), not from the last command.
+                mapper.reseed(self._follower[k])
             mapper.set_hold(request.data)
         response.success = True
         response.message = "holding" if request.data else "following the leader"

@@ -87,3 +87,16 @@ def test_bad_leader_samples_and_configs_raise(fake_clock):
         make_config(position_min=(2.0, -1.0, 0.0))
     with pytest.raises(ValueError, match="leader_gripper"):
         make_config(leader_gripper_max=0.0)
+
+
+def test_reseed_resumes_from_the_moved_follower_not_the_last_command(fake_clock):
+    m = TeleopMapper(make_config(), fake_clock)
+    m.seed(np.array([0.5, 0.5, 0.05]))
+    m.set_hold(True)
+    m.step()
+    m.reseed(np.array([-0.5, 0.0, 0.0]))  # e.g. the simulator reset the arm while held
+    m.set_hold(False)
+    fake_clock.advance(0.01)
+    m.update_leader(np.array([-0.8, 0.0, 0.0]))  # maps to -0.7 (offset +0.1)
+    out = m.step()
+    np.testing.assert_allclose(out.command, [-0.52, 0.0, 0.0])  # 10 ms at 2 rad/s from -0.5
