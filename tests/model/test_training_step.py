@@ -86,11 +86,11 @@ def test_loss_decreases_when_overfitting_a_fixed_batch():
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, betas=(0.9, 0.95), weight_decay=0.01)
     b = make_batch()
     losses = []
-    for _ in range(30):
+    for _ in range(300):
         out = step_loss(model, b, seed=0)  # same σ and noise every step: a fixed objective
         opt.zero_grad()
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
         opt.step()
         losses.append(out.loss.item())
-    assert losses[-1] < 0.5 * losses[0], losses
+    assert losses[-1] < 0.1 * losses[0], (losses[0], losses[-1])  # a few hundred steps: >= 90 %
