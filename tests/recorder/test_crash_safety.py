@@ -177,3 +177,56 @@ def test_full_disk_on_stat_update_keeps_the_saved_episode(tmp_path, small_profil
     w.close()
     assert committed_indices(tmp_path / "t" / "default") == [0]
     assert not (tmp_path / "stat.json").exists() and not list(tmp_path.glob(".stat.json.*"))
+
+
+LOOP_CHILD = """
+import sys
+from motus_recorder.profile import load_profile
+from motus_recorder.writers.motus_format import MotusFormatWriter, WriterConfig
+from tests.recorder.recorder_fixtures import frame_at
+
+root, profile_path = sys.argv[1:3]
+prof = load_profile(profile_path)
+w = MotusFormatWriter(WriterConfig(root=root, task="t"), prof)
+print("READY", flush=True)
+while True:  # record and save episodes until killed
+    w.start_episode("loop")
+    for k in range(6):
+        w.add_frame(frame_at(prof, k))
+    w.save_episode()
+"""
+
+
+@pytest.mark.timeout(120)
+def test_sigkill_at_random_moments_never_exposes_a_partial_episode(tmp_path, small_profile_path):
+    """Kill a writer that records and saves in a loop at seeded random moments, 6 times."""
+    import random
+
+    from motus_recorder.dataset import validate
+    from motus_recorder.profile import load_profile
+
+    rng = random.Random(7)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    prof = load_profile(small_profile_path)
+    variant = tmp_path / "t" / "default"
+    for trial in range(6):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(LOOP_CHILD), str(tmp_path), str(small_profile_path)],  # noqa: E501
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        assert "READY" in proc.stdout.readline()
+        try:
+            proc.wait(rng.uniform(0.05, 1.5))
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        assert proc.returncode == -signal.SIGKILL, proc.stdout.read()
+        # A new writer reports / cleans leftovers; what readers see is complete and contiguous.
+        w = MotusFormatWriter(WriterConfig(root=str(tmp_path), task="t"), prof)
+        w.close()
+        assert not list(variant.glob(".tmp-*")), f"trial {trial}: leftovers not cleaned"
+        idx = committed_indices(variant)
+        assert idx == list(range(len(idx))), f"trial {trial}: indices {idx}"
+        n, errors = validate(tmp_path)
+        assert errors == [] and n == len(idx), (trial, errors)
+    assert len(idx) > 0  # kills landed between and inside saves, not only before the first
