@@ -194,6 +194,7 @@ while True:  # record and save episodes until killed
     for k in range(6):
         w.add_frame(frame_at(prof, k))
     w.save_episode()
+    print("SAVED", flush=True)
 """
 
 
@@ -215,8 +216,10 @@ def test_sigkill_at_random_moments_never_exposes_a_partial_episode(tmp_path, sma
             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         assert "READY" in proc.stdout.readline()
+        if trial % 2:  # odd trials: after at least one committed episode, mid-loop
+            assert "SAVED" in proc.stdout.readline()
         try:
-            proc.wait(rng.uniform(0.05, 1.5))
+            proc.wait(rng.uniform(0.0, 0.4))
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
         proc.wait(10)
