@@ -229,3 +229,24 @@ def test_stale_stream_is_a_reported_skip(make_bag, tmp_path):
     stale = {r: n for r, n in s["skipped"].items() if "cam_high: stale" in r}
     assert sum(stale.values()) == 3, s["skipped"]
     assert s["chunks_compared"] == N - A - 3
+
+
+def test_replay_reads_a_bag_written_by_our_recorder(make_bag, tmp_path):
+    """The recorder's raw-bag writer (motus_recorder.writers.raw_bag) produces bags that replay
+    reads exactly like bags from rosbag2 / rosbags."""
+    from rosbags.rosbag2 import Reader
+
+    from motus_recorder.writers.raw_bag import RawBagWriter
+
+    src = make_bag("src", storage="mcap", n=N)
+    dst = tmp_path / "recorder_bag"
+    w = RawBagWriter(dst)
+    with Reader(src) as r:
+        for conn, t, data in r.messages():
+            w.write(conn.topic, conn.msgtype, t, data)
+    w.close()
+    a = replay_cli(src, tmp_path / "a", "--profile", "aloha_agilex_2", "--mode", "vla")
+    b = replay_cli(dst, tmp_path / "b", "--profile", "aloha_agilex_2", "--mode", "vla")
+    assert b["ticks"] == a["ticks"] == N and b["chunks_compared"] == a["chunks_compared"]
+    assert b["actions"]["mse_per_joint"] == pytest.approx(a["actions"]["mse_per_joint"])
+    assert b["actions"]["mse_per_joint"] == pytest.approx(expected_hold_mse_per_joint(), rel=1e-4)
