@@ -24,12 +24,28 @@ log = logging.getLogger(__name__)
 DEFAULT_RECORD_RATE_HZ = 30.0  # real-robot data (reference §3.1)
 
 
+STAT_SEARCH_DEPTH = 2
+"""Parents searched for ``stat.json``: the recorder writes it at the dataset root, two levels
+above a ``<root>/<task>/<variant>`` folder, so ``--data <root>/<task>`` still finds it."""
+
+
+def _stat_file(root: str) -> Path | None:
+    p = Path(root).resolve()
+    for candidate in [p, *p.parents][: STAT_SEARCH_DEPTH + 1]:
+        if (candidate / "stat.json").is_file():
+            return candidate / "stat.json"
+    return None
+
+
 def read_stats(roots: list[str]) -> dict[str, NormalizationStats]:
-    """Entries of every root's ``stat.json`` merged per key (union range)."""
+    """Entries of every root's ``stat.json`` merged per key (union range).
+
+    The file is looked up in the root and up to two parent folders (see ``_stat_file``).
+    """
     merged: dict[str, NormalizationStats] = {}
     for root in roots:
-        path = Path(root) / "stat.json"
-        if not path.is_file():
+        path = _stat_file(root)
+        if path is None:
             continue
         for key, entry in json.loads(path.read_text()).items():
             s = NormalizationStats(np.asarray(entry["min"]), np.asarray(entry["max"]))

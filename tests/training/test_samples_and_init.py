@@ -104,3 +104,15 @@ def test_mixed_text_source_uses_the_dataset_embedding_where_present():
     dataset_only = FeatureEncoder(policy, torch.device("cpu"), "dataset", "model", None, {})
     with pytest.raises(ValueError, match="text_dim"):
         dataset_only.text_context({**batch, "language_embedding": torch.zeros(2, 8, 100)})
+
+
+def test_stat_json_is_found_at_the_dataset_root_above_a_task_folder(tmp_path):
+    import json
+
+    from motus_policy.training.stats import read_stats
+
+    (tmp_path / "sim" / "transfer_cube" / "expert").mkdir(parents=True)
+    entry = {"min": [0.0] * 14, "max": [2.0] * 14}
+    (tmp_path / "sim" / "stat.json").write_text(json.dumps({"aloha_sim": entry}))
+    got = read_stats([str(tmp_path / "sim" / "transfer_cube")])
+    assert list(got) == ["aloha_sim"] and got["aloha_sim"].max.tolist() == [2.0] * 14
