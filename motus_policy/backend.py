@@ -61,6 +61,7 @@ class PolicyBackend(Protocol):
         num_steps: int,
         action_prefix: np.ndarray | None,
         instruction: str,
+        future_frames: np.ndarray | None = None,
     ) -> ActionChunk:
         """Predict a chunk from ``obs``.
 
@@ -72,6 +73,9 @@ class PolicyBackend(Protocol):
                 d actions must equal these (inpainted during denoising): they are the actions
                 already committed for the slots ``obs.stamp_ns + (k + 1) * period``, k < d.
             instruction: natural-language task instruction.
+            future_frames: uint8 (F, H, W, 3) observed future T-layout composites, required in
+                ``idm`` mode (inverse dynamics: actions from observed frames), taken at
+                ``obs.stamp_ns + video_frame_offsets_ns(backend)[j]``; None otherwise.
 
         Returns:
             ActionChunk with ``t0_ns = obs.stamp_ns``, ``period_ns = 1e9 / action_rate_hz``,
@@ -82,6 +86,23 @@ class PolicyBackend(Protocol):
     def reset(self) -> None:
         """Forget per-episode state (caches keyed by episode, RNG stream position)."""
         ...
+
+
+def video_frame_offsets_ns(backend: object) -> tuple[int, ...]:
+    """Offsets (int ns after the observation) of the frames a backend predicts / takes in idm.
+
+    Backends that support idm expose a ``video_frame_offsets_ns`` attribute (Motus: frame j at
+    ``(j + 1) * r * action period``, reference §3.2).
+
+    Raises:
+        ValueError: the backend does not declare its video frame times (no idm support).
+    """
+    offsets = getattr(backend, "video_frame_offsets_ns", None)
+    if not offsets:
+        raise ValueError(
+            f"{type(backend).__name__} does not declare video_frame_offsets_ns: no idm"
+        )
+    return tuple(int(o) for o in offsets)
 
 
 def check_mode(mode: str) -> str:

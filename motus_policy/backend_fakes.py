@@ -111,8 +111,12 @@ class ScriptedBackend:
         num_steps: int,
         action_prefix: np.ndarray | None,
         instruction: str,
+        future_frames: np.ndarray | None = None,
     ) -> ActionChunk:
-        """Sinusoid chunk for ``obs``; see the protocol in :mod:`motus_policy.backend`."""
+        """Sinusoid chunk for ``obs``; see the protocol in :mod:`motus_policy.backend`.
+
+        ``future_frames`` (idm) is accepted and ignored.
+        """
         check_mode(mode)
         c = self.config
         with self._lock:

@@ -82,6 +82,16 @@ class MotusBackend:
         with open(Path(self.checkpoint) / "config.json", encoding="utf-8") as f:
             return MotusConfig.from_dict(json.load(f)["motus"]).action_chunk_size
 
+    @property
+    def video_frame_offsets_ns(self) -> tuple[int, ...]:
+        """Frame j (0-based) at ``(j + 1) * r * action period`` (reference §3.2; needs load)."""
+        if self.policy is None:
+            raise RuntimeError("MotusBackend.video_frame_offsets_ns before load()")
+        cfg = self.policy.model.config
+        period_ns = round(1e9 / self.action_rate_hz)
+        r = cfg.video_action_freq_ratio
+        return tuple((j + 1) * r * period_ns for j in range(cfg.num_video_frames))
+
     def load(self, progress: Callable[[str], None] | None = None) -> None:
         """Load the checkpoint and warm up with one prediction on a blank observation."""
         from motus_policy.model.pipeline import MotusPolicy, NormalizationStats, build_tiny_policy
@@ -125,6 +135,7 @@ class MotusBackend:
         num_steps: int,
         action_prefix: np.ndarray | None,
         instruction: str,
+        future_frames: np.ndarray | None = None,
     ) -> ActionChunk:
         """Predict one chunk; see :meth:`PolicyBackend.infer`.
 
@@ -141,6 +152,7 @@ class MotusBackend:
             num_steps=num_steps,
             return_frames=mode in FRAME_MODES,
             action_prefix=action_prefix,
+            future_frames=future_frames if mode == "idm" else None,
             seed=self.seed + self._chunks,
         )
         self._chunks += 1

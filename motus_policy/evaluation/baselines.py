@@ -39,6 +39,7 @@ class HoldBaseline:
         self._rate = float(action_rate_hz)
         self._f = int(frames_per_chunk)
         self.calls = 0
+        self.last_future_frames: np.ndarray | None = None
 
     @property
     def action_rate_hz(self) -> float:
@@ -61,10 +62,23 @@ class HoldBaseline:
     def _actions(self, obs: Observation, period_s: float) -> np.ndarray:
         return np.repeat(obs.state[None, :].astype(np.float32), self._a, axis=0)
 
-    def infer(self, obs, *, mode, num_steps, action_prefix, instruction) -> ActionChunk:
-        """Deterministic chunk from ``obs`` (see the class docstring)."""
+    @property
+    def video_frame_offsets_ns(self) -> tuple[int, ...]:
+        """Frame j (0-based) at ``(j + 1) * (A // F) * period`` after the observation."""
+        period_ns = round(1e9 / self._rate)
+        stride = self._a // self._f
+        return tuple((j + 1) * stride * period_ns for j in range(self._f))
+
+    def infer(
+        self, obs, *, mode, num_steps, action_prefix, instruction, future_frames=None
+    ) -> ActionChunk:
+        """Deterministic chunk from ``obs`` (see the class docstring).
+
+        ``future_frames`` (idm) are kept in :attr:`last_future_frames` and otherwise ignored.
+        """
         check_mode(mode)
         self.calls += 1
+        self.last_future_frames = future_frames
         period_ns = round(1e9 / self._rate)
         actions = self._actions(obs, period_ns / 1e9)
         if action_prefix is not None:

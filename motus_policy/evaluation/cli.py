@@ -170,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--mode",
-        choices=[m for m in MODES if m not in ("idm", "vgm")],
+        choices=[m for m in MODES if m != "vgm"],
         default="joint",
         help="inference mode (default joint: actions + frames)",
     )

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from motus_policy.backend import FRAME_MODES, PolicyBackend, check_mode
+from motus_policy.backend import FRAME_MODES, PolicyBackend, check_mode, video_frame_offsets_ns
 from motus_policy.evaluation import metrics
 from motus_policy.evaluation.bag_reader import BagError, BagIndex, StreamMap, iter_frames
 from motus_policy.observation import (
@@ -51,7 +51,9 @@ class ReplayConfig:
 
     Attributes:
         rate_hz: observation / prediction rate (the profile's record_rate_hz).
-        mode: Motus inference mode (:data:`motus_policy.backend.MODES`); idm is not supported.
+        mode: Motus inference mode (:data:`motus_policy.backend.MODES`) except vgm (no
+            actions). In idm the backend gets the recorded future composites at its
+            ``video_frame_offsets_ns``.
         num_steps: denoising steps passed to the backend (10 in shipped configs).
         instruction: task instruction passed to the backend.
         every_n_ticks: predict on every n-th tick (1 = every tick).
@@ -74,10 +76,9 @@ class ReplayConfig:
         if not self.rate_hz > 0:
             raise ValueError(f"rate_hz: expected > 0, got {self.rate_hz}")
         check_mode(self.mode)
-        if self.mode in ("idm", "vgm"):
+        if self.mode == "vgm":
             raise ValueError(
-                f"mode: {self.mode!r} replay is not supported (idm needs future frames, which "
-                "PolicyBackend.infer does not take; vgm predicts no actions)"
+                "mode: 'vgm' replay is not supported (it predicts no actions to compare)"
             )
         if self.num_steps < 1:
             raise ValueError(f"num_steps: expected >= 1, got {self.num_steps}")
@@ -166,7 +167,14 @@ def run_replay(
     end_ns = min(int(j.stamps_ns[-1]) for j in index.joints.values())
     res = ReplayResult(period_ns=period_ns)
     needed = {c: [int(ci.latest_index(t)) for t in ticks] for c, ci in index.cameras.items()}
-    store = _FrameStore(reader, index, needed)
+    # idm: the recorded frames at the backend's video-frame times are inputs (inverse dynamics)
+    offsets = video_frame_offsets_ns(backend) if config.mode == "idm" else ()
+    future = {
+        c: [[int(ci.latest_index(int(t) + o)) for o in offsets] for t in ticks]
+        for c, ci in index.cameras.items()
+    }
+    wanted = {c: needed[c] + [i for row in future[c] for i in row] for c in needed}
+    store = _FrameStore(reader, index, wanted)
     assembler: ObservationAssembler | None = None
     pending: list[tuple[int, np.ndarray]] = []  # predicted frames awaiting their tick
     tick_period = 1e9 / config.rate_hz
@@ -217,9 +225,17 @@ def run_replay(
         except ObservationUnavailable as exc:
             res.skipped.append((t, f"observation unavailable: {exc}"))
             continue
-        if obs.stamp_ns + horizon_ns > end_ns:
+        if obs.stamp_ns + max(horizon_ns, *offsets, 0) > end_ns:
             res.skipped.append((t, "horizon beyond the end of the recording"))
             continue
+        future_frames = None
+        if offsets:
+            future_frames = np.stack(
+                [
+                    compose_t_layout(*(store.get(c, future[c][n][j]) for c in schema.CAMERA_NAMES))
+                    for j in range(len(offsets))
+                ]
+            )  # (F, H + H/2, W, 3) uint8
         t_start = time.perf_counter_ns()
         chunk = backend.infer(
             obs,
@@ -227,6 +243,7 @@ def run_replay(
             num_steps=config.num_steps,
             action_prefix=None,
             instruction=config.instruction,
+            future_frames=future_frames,
         )
         wall_ns = time.perf_counter_ns() - t_start
         _check_chunk(chunk, backend.chunk_size, t)

@@ -250,3 +250,38 @@ def test_replay_reads_a_bag_written_by_our_recorder(make_bag, tmp_path):
     assert b["ticks"] == a["ticks"] == N and b["chunks_compared"] == a["chunks_compared"]
     assert b["actions"]["mse_per_joint"] == pytest.approx(a["actions"]["mse_per_joint"])
     assert b["actions"]["mse_per_joint"] == pytest.approx(expected_hold_mse_per_joint(), rel=1e-4)
+
+
+def test_idm_replay_gives_the_backend_the_recorded_future_frames(make_bag):
+    """IDM: actions from observed frames; the backend receives the recorded T-layout composites
+    at its video-frame times (frame i of every camera has value 2 i)."""
+    from bagfiles import stamp_ns
+
+    bag = make_bag(n=N)
+    prof = load_profile("aloha_agilex_2")
+    sm = StreamMap.from_profile(prof)
+    backend = ConstantVelocityBaseline(velocity_per_s=V, chunk_size=A, action_rate_hz=30.0)
+    seen = []
+    infer = backend.infer
+
+    def spy(obs, **kw):
+        seen.append((obs.stamp_ns, kw["future_frames"]))
+        return infer(obs, **kw)
+
+    backend.infer = spy
+    with open_bag(bag) as r:
+        res = run_replay(r, index_bag(r, sm), sm, backend, ReplayConfig(30.0, mode="idm"))
+    assert len(seen) == len(res.t0_ns) > 0
+    stamps = np.array([stamp_ns(i, 30.0) for i in range(N)])
+    for t, frames in seen:
+        assert frames.dtype == np.uint8 and frames.shape == (4, 36, 32, 3)  # F, 1.5 H, W, 3
+        for off, frame in zip(backend.video_frame_offsets_ns, frames, strict=True):
+            i = int(np.searchsorted(stamps, t + off, side="right")) - 1  # latest at or before
+            assert (frame == (2 * i) % 256).all()
+    err = np.abs(np.asarray(res.predicted) - np.asarray(res.recorded))
+    assert err.max() < 1e-6
+
+
+def test_vgm_replay_is_refused_with_the_reason():
+    with pytest.raises(ValueError, match="vgm.*predicts no actions"):
+        ReplayConfig(30.0, mode="vgm")

@@ -60,3 +60,22 @@ def test_bad_checkpoint_arguments_name_the_parameter(tmp_path):
         MotusBackend(prof, "")
     with pytest.raises(FileNotFoundError, match="no checkpoint folder"):
         make_backend("motus", profile=prof, checkpoint=str(tmp_path / "missing"), device="cpu")
+
+
+def test_idm_takes_future_frames_at_the_declared_offsets(backend):
+    prof = backend.profile
+    offsets = backend.video_frame_offsets_ns
+    cfg = backend.policy.model.config
+    assert len(offsets) == cfg.num_video_frames
+    period = round(1e9 / backend.action_rate_hz)
+    assert offsets[0] == cfg.video_action_freq_ratio * period  # frame j at (j+1) r periods
+    frames = np.zeros((len(offsets), 72, 64, 3), np.uint8)  # composites, any size
+    chunk = backend.infer(
+        _obs(prof),
+        mode="idm",
+        num_steps=2,
+        action_prefix=None,
+        instruction="",
+        future_frames=frames,
+    )
+    assert chunk.actions.shape == (backend.chunk_size, 14) and np.all(np.isfinite(chunk.actions))
