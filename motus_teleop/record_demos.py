@@ -62,6 +62,14 @@ def main(argv: list[str] | None = None) -> int:
         runner.wait_ready(timeout_s=120)
         ctx = init_context()
         client = SimEvalClient(profile, sim_node="aloha_sim", context=ctx)
+        pubs, subs = {}, {}
+        for arm in profile.arms:
+            pubs[f"/leader/{arm.name}_arm/joint_states"] = 1  # expert (remapped, record_sim)
+            subs[f"/leader/{arm.name}_arm/joint_states"] = 1  # teleop
+            pubs[arm.command_topic] = 1  # teleop
+            subs[arm.command_topic] = 1  # sim
+            subs[arm.state_topic] = 3  # expert, teleop, recorder
+        client.wait_for_graph(pubs, subs)
         bar = tqdm(total=ns.episodes, desc=f"record {ns.task}", unit="ep")
 
         def start_and_go() -> None:

@@ -38,6 +38,8 @@ from motus_policy.ros.conversions import msg_to_image, time_to_ns
 from motus_recorder.profile import RobotProfile
 
 SERVICE_TIMEOUT_S = 30.0
+GRAPH_SETTLE_S = 1.0
+"""Extra wait after this node sees the whole graph, for the other nodes' own discovery."""
 DRAIN_SPINS = 10
 """spin_once calls (10 ms each) after an episode ends, to take messages still in flight."""
 
@@ -280,6 +282,39 @@ class SimEvalClient:
             client = self._triggers[service] = self.node.create_client(Trigger, service)
         res = self._call(client, Trigger.Request(), service)
         return bool(res.success), str(res.message)
+
+    def wait_for_graph(
+        self, publishers: dict[str, int], subscribers: dict[str, int], timeout_s: float = 60.0
+    ) -> None:
+        """Block until each topic has at least the given numbers of publishers / subscribers.
+
+        A lockstep graph advances only on messages; one published before the receiving node
+        discovered its publisher is lost and stalls the chain, so wait for discovery first.
+
+        Raises:
+            TimeoutError: the graph did not connect in time (the message lists what is missing).
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            missing = [
+                f"{t}: {self.node.count_publishers(t)}/{n} publishers"
+                for t, n in publishers.items()
+                if self.node.count_publishers(t) < n
+            ]
+            missing += [
+                f"{t}: {self.node.count_subscribers(t)}/{n} subscribers"
+                for t, n in subscribers.items()
+                if self.node.count_subscribers(t) < n
+            ]
+            if not missing:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError("graph not connected: " + "; ".join(missing))
+            self.executor.spin_once(timeout_sec=0.1)
+        # the other nodes discover each other at about the same time as this one does
+        t_end = time.monotonic() + GRAPH_SETTLE_S
+        while time.monotonic() < t_end:
+            self.executor.spin_once(timeout_sec=0.05)
 
     def call_set_bool(self, service: str, value: bool) -> str:
         """Call a std_srvs/SetBool service by name; returns its message.

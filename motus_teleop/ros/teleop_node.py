@@ -148,6 +148,10 @@ class TeleopNode(Node):
             self._follower[k] = q = msg_to_positions(msg, names)
             if not mapper.seeded:
                 mapper.seed(q)
+                if self.publish_on_leader:
+                    # a lockstep sim waits for a command: answer the first state (it may have
+                    # arrived after the leader sample, which then produced nothing)
+                    self._publish(k)
         except ValueError as e:
             self.get_logger().error(
                 f"{arm.name} follower state unusable: {e}", throttle_duration_sec=LOG_THROTTLE_S
