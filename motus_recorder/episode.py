@@ -30,14 +30,19 @@ class Frame:
     Attributes:
         t_ns: the step's time (the recording clock), int ns.
         images: camera name -> uint8 (H, W, 3) RGB, for the profile's three cameras.
-        qpos: (14,) joint state in the 14-D layout (rad; grippers in the profile's unit).
+        qpos: (14,) joint vector in the 14-D layout (rad; grippers in the profile's unit): the
+            commanded joint positions (``qpos_source: command``, the reference format's
+            ``joint_action``) or the measured joint state (``qpos_source: state``).
         stamps_ns: per-stream message stamps used for this step (metadata only).
+        state: (14,) measured joint state, same layout, or None. Recorded beside commanded
+            ``qpos`` so tracking error and grasp closure stay visible in the dataset.
     """
 
     t_ns: int
     images: Mapping[str, np.ndarray]
     qpos: np.ndarray
     stamps_ns: Mapping[str, int] = field(default_factory=dict)
+    state: np.ndarray | None = None
 
 
 class FrameValidator:
@@ -67,26 +72,34 @@ class FrameValidator:
             if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.shape != shape:
                 got = f"{img.dtype} {img.shape}" if isinstance(img, np.ndarray) else type(img)
                 raise FrameError(f"{cam.name}: expected uint8 {shape}, got {got}")
-        q = np.asarray(frame.qpos, dtype=np.float64)
+        return self.check_joints(frame.qpos, "qpos")
+
+    def check_joints(self, values: np.ndarray, what: str) -> np.ndarray:
+        """Validate one 14-D joint vector (shape, finite, limits); return it as float32.
+
+        Raises:
+            FrameError: names ``what``, the joint, the value and the limits.
+        """
+        q = np.asarray(values, dtype=np.float64)
         if q.shape != (schema.STATE_DIM,):
-            raise FrameError(f"qpos: expected shape ({schema.STATE_DIM},), got {q.shape}")
+            raise FrameError(f"{what}: expected shape ({schema.STATE_DIM},), got {q.shape}")
         names14 = self.profile.joint_names
         bad = ~np.isfinite(q)
         if bad.any():
             i = int(np.argmax(bad))
-            raise FrameError(f"qpos: {names14[i]} (index {i}) is {q[i]}")
+            raise FrameError(f"{what}: {names14[i]} (index {i}) is {q[i]}")
         out = (q < self._lo) | (q > self._hi)
         if out.any():
             i = int(np.argmax(out))
             raise FrameError(
-                f"qpos: {names14[i]} (index {i}) = {q[i]:.4f} outside the profile limits "
+                f"{what}: {names14[i]} (index {i}) = {q[i]:.4f} outside the profile limits "
                 f"[{self.profile.position_min[i]:.4f}, {self.profile.position_max[i]:.4f}]"
             )
         return q.astype(np.float32)
 
 
 class EpisodeBuffer:
-    """The non-video part of an episode in memory: qpos rows, times and per-stream stamps.
+    """The non-video part of an episode in memory: qpos (+ state) rows, times, stamps.
 
     ``add`` validates the frame and returns the T-layout composite for the video encoder.
     Threads: used by one thread at a time (the writer's caller).
@@ -95,6 +108,7 @@ class EpisodeBuffer:
     def __init__(self, validator: FrameValidator):
         self.validator = validator
         self._qpos: list[np.ndarray] = []
+        self._state: list[np.ndarray] = []
         self.t_ns: list[int] = []
         self.stamps_ns: dict[str, list[int]] = {}
 
@@ -105,16 +119,26 @@ class EpisodeBuffer:
         """Validate and buffer ``frame``; return its uint8 composite (H + H/2, W, 3).
 
         Raises:
-            FrameError: invalid frame, or a time not after the previous frame's.
+            FrameError: invalid frame, a time not after the previous frame's, or a frame with
+                (without) ``state`` after frames without (with) it.
         """
         q = self.validator.check(frame)
         if self.t_ns and frame.t_ns <= self.t_ns[-1]:
             raise FrameError(
                 f"t_ns: expected > previous {self.t_ns[-1]}, got {frame.t_ns} (clock jump?)"
             )
+        has_state = frame.state is not None
+        if self._qpos and has_state != bool(self._state):
+            raise FrameError(
+                f"state: expected {'a' if self._state else 'no'} measured state like the "
+                f"previous frames, got {'one' if has_state else 'none'}"
+            )
+        st = self.validator.check_joints(frame.state, "state") if has_state else None
         head, left, right = (frame.images[n] for n in self.validator.profile.camera_names)
         composite = compose_t_layout(head, left, right)
         self._qpos.append(q)
+        if st is not None:
+            self._state.append(st)
         self.t_ns.append(int(frame.t_ns))
         for name, st in frame.stamps_ns.items():
             self.stamps_ns.setdefault(name, []).append(int(st))
@@ -126,3 +150,10 @@ class EpisodeBuffer:
         if not self._qpos:
             return np.zeros((0, schema.STATE_DIM), dtype=np.float32)
         return np.stack(self._qpos).astype(np.float32)
+
+    @property
+    def state(self) -> np.ndarray | None:
+        """float32 [T, 14] measured joint state, or None when frames carried none."""
+        if not self._state:
+            return None
+        return np.stack(self._state).astype(np.float32)

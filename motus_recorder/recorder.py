@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from motus_recorder import schema
 from motus_recorder.episode import Frame
 from motus_recorder.profile import RobotProfile
 from motus_recorder.sync import SyncConfig, SyncCore
@@ -66,8 +67,18 @@ class RecorderConfig:
     """Expected camera height in pixels; 0 = the profile's (set with image_width)."""
     image_width: int = 0
     """Expected camera width in pixels; 0 = the profile's."""
+    qpos_source: str = "command"
+    """What ``qpos/<i>.pt`` holds (:data:`schema.QPOS_SOURCES`): ``command`` records each arm's
+    command topic (leader / teleop targets, the reference format's ``joint_action``) as qpos and
+    the measured joint states into ``state/<i>.pt``; ``state`` records the measured joint states
+    as qpos (for robots whose commands are not on the graph)."""
 
     def __post_init__(self) -> None:
+        if self.qpos_source not in schema.QPOS_SOURCES:
+            raise ValueError(
+                f"RecorderConfig.qpos_source: expected one of {schema.QPOS_SOURCES}, "
+                f"got {self.qpos_source!r}"
+            )
         for name in ("profile", "root", "task", "variant"):
             if not getattr(self, name):
                 raise ValueError(f"RecorderConfig.{name}: expected a non-empty string")
@@ -78,6 +89,11 @@ class RecorderConfig:
             )
         if self.tolerance_s < 0:
             raise ValueError(f"RecorderConfig.tolerance_s: expected >= 0, got {self.tolerance_s}")
+
+
+def state_stream(arm: str) -> str:
+    """Sync stream name of an arm's measured joint states when qpos holds commands."""
+    return f"{arm}.state"
 
 
 class Recorder:
@@ -100,6 +116,8 @@ class Recorder:
         self.config = config
         self.profile = profile
         self.streams = (*profile.camera_names, *(a.name for a in profile.arms))
+        if config.qpos_source == "command":
+            self.streams += tuple(state_stream(a.name) for a in profile.arms)
         sync_cfg = SyncConfig(
             record_rate_hz=profile.record_rate_hz,
             tolerance_s=config.tolerance_s,
@@ -116,6 +134,7 @@ class Recorder:
                 crf=config.crf,
                 preset=config.preset,
                 queue_size=config.queue_size,
+                qpos_source=config.qpos_source,
             ),
             profile,
             embed_fn=embed_fn,
@@ -130,9 +149,32 @@ class Recorder:
         """A converted camera frame, uint8 (H, W, 3) RGB (size is checked per frame)."""
         self.sync.push(camera, stamp_ns, rgb)
 
-    def on_joints(self, arm: str, stamp_ns: int, positions: np.ndarray) -> None:
-        """One arm's 7 positions (6 joints + gripper, profile order)."""
-        self.sync.push(arm, stamp_ns, np.asarray(positions, dtype=np.float64))
+    def on_joints(
+        self, arm: str, stamp_ns: int, positions: np.ndarray, source: str = "state"
+    ) -> None:
+        """One arm's 7 positions (6 joints + gripper, profile order).
+
+        Args:
+            arm: profile arm name.
+            stamp_ns: the message's header stamp, int ns.
+            positions: float (7,).
+            source: ``state`` (measured joint states) or ``command`` (the arm's command topic).
+                The stream named by ``config.qpos_source`` becomes qpos; measured states are
+                also kept as ``state`` when qpos holds commands; commands are ignored when
+                qpos holds states.
+
+        Raises:
+            ValueError: unknown ``source``.
+        """
+        if source not in schema.QPOS_SOURCES:
+            raise ValueError(
+                f"on_joints: source must be one of {schema.QPOS_SOURCES}, got {source!r}"
+            )
+        q = np.asarray(positions, dtype=np.float64)
+        if source == self.config.qpos_source:
+            self.sync.push(arm, stamp_ns, q)
+        elif source == "state":
+            self.sync.push(state_stream(arm), stamp_ns, q)
 
     def on_raw(self, topic: str, msgtype: str, stamp_ns: int, data: bytes) -> None:
         """A serialized message for the raw bag (ignored unless recording with a bag)."""
@@ -230,6 +272,11 @@ class Recorder:
             images={n: v[n] for n in self.profile.camera_names},
             qpos=np.concatenate([v[a.name] for a in self.profile.arms]),
             stamps_ns=sample.stamps_ns,
+            state=(
+                np.concatenate([v[state_stream(a.name)] for a in self.profile.arms])
+                if self.config.qpos_source == "command"
+                else None
+            ),
         )
         try:
             self.writer.add_frame(frame)

@@ -38,3 +38,11 @@ CAMERA_NAMES = ("cam_high", "cam_left_wrist", "cam_right_wrist")
 
 MODEL_IMAGE_HW = (384, 320)
 """Model input (H, W) after the pad-to-fit resize of the T-layout composite (reference §3.4)."""
+
+
+QPOS_SOURCES = ("command", "state")
+"""What a dataset's ``qpos`` rows hold. ``command``: the commanded joint positions (the leader
+arm / teleop command stream), as the reference format's ``joint_action/vector`` (reference §4.1);
+executing them reproduces the demonstration, grasp force included. ``state``: the measured
+follower joint state; replaying measured gripper positions commands no squeeze on a held object
+(a grasp closes only to the object's width), so policies trained on it drop objects."""

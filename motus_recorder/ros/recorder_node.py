@@ -1,8 +1,10 @@
 """recorder_node: records demonstrations into the Motus format (thin wrapper of ``Recorder``).
 
-Subscribes to the profile's three camera topics (sensor_msgs/Image, rgb8/bgr8) and the per-arm
-JointState topics (optionally the command topics, into the raw bag only), and samples them on a
-timer at the profile's ``record_rate_hz`` (node clock: sim time under ``use_sim_time``).
+Subscribes to the profile's three camera topics (sensor_msgs/Image, rgb8/bgr8), the per-arm
+JointState topics and, with ``qpos_source: command`` (the default), the per-arm command topics
+(JointState: the leader / teleop targets), which become ``qpos`` while the measured states go to
+``state/<i>.pt``. It samples them on a timer at the profile's ``record_rate_hz`` (node clock: sim
+time under ``use_sim_time``). ``record_commands`` also puts the command messages into the raw bag.
 
 Services (std_srvs/Trigger): ``~/start`` opens an episode with the current ``instruction`` and
 ``operator_notes`` parameters, ``~/stop`` saves it, ``~/discard`` drops it. ``~/status``
@@ -71,11 +73,11 @@ class RecorderNode(Node):
                 lambda m, a=arm, n=names: self._on_joints(a.name, a.state_topic, n, m),
                 qos,
             )
-            if cfg.record_commands and cfg.write_bag:
+            if cfg.qpos_source == "command" or (cfg.record_commands and cfg.write_bag):
                 self.create_subscription(
                     JointState,
                     arm.command_topic,
-                    lambda m, t=arm.command_topic: self._raw(t, JOINT_TYPE, m),
+                    lambda m, a=arm, n=names: self._on_command(a, n, m),
                     qos,
                 )
         self.status_pub = self.create_publisher(String, "~/status", 10)
@@ -102,6 +104,17 @@ class RecorderNode(Node):
             return
         self.recorder.on_image(camera, time_to_ns(msg.header.stamp), rgb)
         self._raw(topic, IMAGE_TYPE, msg)
+
+    def _on_command(self, arm, names: list[str], msg: JointState) -> None:
+        if self.recorder.config.qpos_source == "command":
+            try:
+                q = msg_to_positions(msg, names)
+            except ValueError as exc:
+                self.recorder.on_bad_message(f"{arm.name} joint commands", exc)
+                return
+            self.recorder.on_joints(arm.name, time_to_ns(msg.header.stamp), q, source="command")
+        if self.recorder.config.record_commands:
+            self._raw(arm.command_topic, JOINT_TYPE, msg)
 
     def _on_joints(self, arm: str, topic: str, names: list[str], msg: JointState) -> None:
         try:

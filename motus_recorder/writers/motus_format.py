@@ -3,7 +3,10 @@
 Layout, per task variant ``<root>/<task>/<variant>/``::
 
     videos/<i>.mp4         T-layout composite at raw resolution, H.264 (platform.md §8)
-    qpos/<i>.pt            float32 tensor [T, 14], 14-D layout (schema.py)
+    qpos/<i>.pt            float32 tensor [T, 14], 14-D layout (schema.py): commanded joint
+                           positions (reference §4.1 ``joint_action``) or measured state
+    state/<i>.pt           ours, optional: float32 [T, 14] measured joint state beside commanded
+                           qpos (``qpos_source: command``)
     instructions/<i>.txt   the instruction text (the VLM text is the whole file)
     instructions/<i>.pt    UMT5 embedding [L, 4096] bf16, only when an ``embed_fn`` is given
     meta/<i>.json          ours: rates, names, per-frame times, sync stats, notes, version
@@ -37,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from motus_recorder import schema
 from motus_recorder.episode import EpisodeBuffer, Frame, FrameValidator
 from motus_recorder.profile import RobotProfile
 from motus_recorder.stats import update_stat_file
@@ -66,8 +70,15 @@ class WriterConfig:
     preset: str = "veryfast"
     queue_size: int = 64
     put_timeout_s: float = 2.0
+    qpos_source: str = "command"
+    """What the qpos rows hold (:data:`schema.QPOS_SOURCES`); written into meta."""
 
     def __post_init__(self) -> None:
+        if self.qpos_source not in schema.QPOS_SOURCES:
+            raise ValueError(
+                f"WriterConfig.qpos_source: expected one of {schema.QPOS_SOURCES}, "
+                f"got {self.qpos_source!r}"
+            )
         for name in ("task", "variant"):
             v = getattr(self, name)
             if not v or "/" in v or v.startswith("."):
@@ -271,6 +282,11 @@ class MotusFormatWriter:
         meta = self._meta(ep, qpos, emb_shape, extra_meta)
         write_text(tmp / "meta.json", json.dumps(meta, indent=1))
         moves.append(["meta.json", f"meta/{i}.json"])
+        state = buf.state
+        if state is not None:
+            (self.dir / "state").mkdir(exist_ok=True)
+            torch_io.save_tensor(tmp / "state.pt", state)
+            moves.append(["state.pt", f"state/{i}.pt"])
         torch_io.save_tensor(tmp / "qpos.pt", qpos)
         moves.append(["qpos.pt", f"qpos/{i}.pt"])  # last: its presence marks the episode complete
         fsync_dir(tmp)
@@ -306,6 +322,8 @@ class MotusFormatWriter:
             "created_unix_ns": ep["started_ns"],
             "qpos_min": qpos.min(axis=0).astype(float).tolist(),
             "qpos_max": qpos.max(axis=0).astype(float).tolist(),
+            "qpos_source": self.config.qpos_source,
+            "has_state": buf.state is not None,
             "t_ns": buf.t_ns,
             "stamps_ns": buf.stamps_ns,
         }

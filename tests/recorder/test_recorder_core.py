@@ -27,14 +27,22 @@ def rec(tmp_path, small_profile, small_profile_path, fake_clock):
     r.close()
 
 
-def _step(rec, clock, k, q=None, cams=(0, 1, 2), img=None):
+def measured(q):
+    """The measured state the fake robot reports for command q (a lagging follower)."""
+    return 0.9 * np.asarray(q)
+
+
+def _step(rec, clock, k, q=None, cams=(0, 1, 2), img=None, state=None):
     t = clock()
     for i in cams:
         name = rec.profile.camera_names[i]
         rec.on_image(name, t, img if img is not None else image_at(k, i))
     q = qpos_at(k) if q is None else q
-    rec.on_joints("left", t, q[:7])
-    rec.on_joints("right", t, q[7:])
+    state = measured(q) if state is None else state
+    rec.on_joints("left", t, q[:7], source="command")
+    rec.on_joints("right", t, q[7:], source="command")
+    rec.on_joints("left", t, state[:7])
+    rec.on_joints("right", t, state[7:])
     clock.advance(P_S)
     rec.tick()
 
@@ -52,9 +60,57 @@ def test_good_episode_is_saved_with_sync_stats(rec, fake_clock, tmp_path):
     assert ok and msg.startswith("saved episode 0")
     q = torch_io.load_tensor(_variant(tmp_path) / "qpos" / "0.pt")
     np.testing.assert_array_equal(q, np.stack([qpos_at(k) for k in range(12)]))
+    state = torch_io.load_tensor(_variant(tmp_path) / "state" / "0.pt")
+    np.testing.assert_allclose(state, np.stack([measured(qpos_at(k)) for k in range(12)]))
     meta = json.loads((_variant(tmp_path) / "meta" / "0.json").read_text())
     assert meta["sync"]["recorded"] == 12 and meta["sync"]["dropped"] == 0
+    assert meta["qpos_source"] == "command" and meta["has_state"] is True
     assert validate(tmp_path) == (1, [])
+
+
+def test_qpos_source_state_records_measured_states_and_ignores_commands(
+    tmp_path, small_profile, small_profile_path, fake_clock
+):
+    cfg = RecorderConfig(
+        profile=str(small_profile_path),
+        root=str(tmp_path),
+        task="t",
+        instruction="do it",
+        qpos_source="state",
+    )
+    rec = Recorder(cfg, small_profile, fake_clock)
+    try:
+        assert rec.start()[0]
+        for k in range(6):
+            _step(rec, fake_clock, k)
+        assert rec.stop()[0]
+    finally:
+        rec.close()
+    q = torch_io.load_tensor(_variant(tmp_path) / "qpos" / "0.pt")
+    np.testing.assert_allclose(q, np.stack([measured(qpos_at(k)) for k in range(6)]))
+    assert not (_variant(tmp_path) / "state").exists()
+    meta = json.loads((_variant(tmp_path) / "meta" / "0.json").read_text())
+    assert meta["qpos_source"] == "state" and meta["has_state"] is False
+
+
+def test_commands_without_measured_states_fail_the_episode(rec, fake_clock, tmp_path):
+    assert rec.start()[0]
+    for k in range(8):  # the follower's joint states stopped: state streams drop
+        t = fake_clock()
+        for i, name in enumerate(rec.profile.camera_names):
+            rec.on_image(name, t, image_at(k, i))
+        rec.on_joints("left", t, qpos_at(k)[:7], source="command")
+        rec.on_joints("right", t, qpos_at(k)[7:], source="command")
+        fake_clock.advance(P_S)
+        rec.tick()
+    ok, msg = rec.stop()
+    assert not ok and "left.state" in msg
+    assert not (_variant(tmp_path) / "qpos" / "0.pt").exists()
+
+
+def test_bad_qpos_source_is_refused(small_profile_path, tmp_path):
+    with pytest.raises(ValueError, match="qpos_source: expected one of"):
+        RecorderConfig(profile=str(small_profile_path), root=str(tmp_path), qpos_source="leader")
 
 
 def _assert_discarded(rec, tmp_path, match):
@@ -73,6 +129,15 @@ def test_nan_joint_discards_episode(rec, fake_clock, tmp_path):
     q[9] = np.nan
     _step(rec, fake_clock, 1, q=q)
     _assert_discarded(rec, tmp_path, "right_elbow (index 9) is nan")
+
+
+def test_nan_measured_state_discards_episode(rec, fake_clock, tmp_path):
+    rec.start()
+    _step(rec, fake_clock, 0)
+    state = measured(qpos_at(1))
+    state[9] = np.nan
+    _step(rec, fake_clock, 1, state=state)
+    _assert_discarded(rec, tmp_path, "state: right_elbow (index 9) is nan")
 
 
 def test_out_of_limit_joint_discards_episode(rec, fake_clock, tmp_path):

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from motus_recorder.writers import torch_io
 from motus_recorder.dataset import TaskFolder, validate
 from tests.recorder.recorder_fixtures import image_at, qpos_at
 
@@ -61,9 +62,11 @@ def test_record_episode_over_dds(
         node.create_publisher(Image, c.topic, qos_profile_sensor_data)
         for c in small_profile.cameras
     ]
+    # each arm: measured states and the leader's commands (qpos_source: command, the default)
     arms = [
         (
             node.create_publisher(JointState, a.state_topic, 10),
+            node.create_publisher(JointState, a.command_topic, 10),
             [*a.joint_names, a.gripper.joint_name],
         )
         for a in small_profile.arms
@@ -83,8 +86,9 @@ def test_record_episode_over_dds(
         t = node.get_clock().now().nanoseconds
         for i, pub in enumerate(cams):
             pub.publish(image_to_msg(image_at(k, i), t))
-        for (pub, names), part in zip(arms, (q[:7], q[7:]), strict=True):
-            pub.publish(joint_state_to_msg(names, part, t))
+        for (pub_state, pub_cmd, names), part in zip(arms, (q[:7], q[7:]), strict=True):
+            pub_cmd.publish(joint_state_to_msg(names, part, t))
+            pub_state.publish(joint_state_to_msg(names, 0.9 * part, t))
 
     node.create_timer(1.0 / small_profile.record_rate_hz, publish)
     spin_in_background(node, ros_context)
@@ -116,6 +120,12 @@ def test_record_episode_over_dds(
         assert (steps >= 0).all(), ks
         assert (steps == 1).mean() >= 0.7, ks
         assert int((steps == 0).sum()) == sync[arm]["duplicates"], (ks, sync[arm])
+    # measured states land in state/<i>.pt, row for row beside the commands
+    state = torch_io.load_tensor(root / "pick" / "default" / "state" / "0.pt")
+    assert state.shape == ep.qpos.shape and ep.meta["qpos_source"] == "command"
+    for arm, half in (("left", slice(0, 7)), ("right", slice(7, 14))):
+        for row in state[:, half]:
+            assert (np.abs(0.9 * table[:, half] - row).max(axis=1) < 1e-6).any(), arm
     assert (root / "pick" / "default" / "bags" / "0" / "metadata.yaml").is_file()
     # bad input over DDS: a mono8 frame on the head camera fails and discards the episode
     r = _call(rec, start)
