@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from motus_recorder.writers import torch_io
 from motus_recorder.dataset import TaskFolder, validate
+from motus_recorder.writers import torch_io
 from tests.recorder.recorder_fixtures import image_at, qpos_at
 
 REPO = Path(__file__).resolve().parents[2]
