@@ -129,6 +129,7 @@ class ScriptedBackend:
                     "instruction": instruction,
                     "prefix_len": 0 if action_prefix is None else len(action_prefix),
                     "stamp_ns": obs.stamp_ns,
+                    "state": np.asarray(obs.state).copy(),
                 }
             )
         if c.latency_s > 0:

@@ -8,6 +8,12 @@ from dataclasses import dataclass, field, fields
 from motus_policy.backend import MODES
 
 STRATEGIES = ("sync", "temporal_ensemble", "prefix")
+STATE_SOURCES = ("command", "measured")
+"""The model's state input must match what the training data's qpos held (recorder
+``qpos_source``): ``command`` = the last command this node published (the recorder default,
+reference §4.1 ``joint_action``; before the first command, the measured pose), ``measured`` =
+the joint states. On a gripper holding an object the two differ by the object's width (about
+0.6 of the normalised range on the simulated cube)."""
 OUTPUT_INTERFACES = ("profile", "joint_state", "joint_trajectory")
 
 
@@ -53,6 +59,13 @@ class PolicyRuntimeConfig:
         metadata={
             "description": "targets past a limit by up to this fraction of the joint's range "
             "are clamped to it; further out they are rejected (hold)"
+        },
+    )
+    state_source: str = field(
+        default="command",
+        metadata={
+            "description": "state given to the model: 'command' = the last published command "
+            "(what the recorder's default qpos holds), 'measured' = the joint states"
         },
     )
     watchdog_inference_s: float = field(
@@ -118,6 +131,8 @@ class PolicyRuntimeConfig:
         lt = self.limit_tolerance
         if not isinstance(lt, int | float) or not 0 <= lt <= 0.1:
             raise bad("limit_tolerance", "a number in [0, 0.1]")
+        if self.state_source not in STATE_SOURCES:
+            raise bad("state_source", f"one of {list(STATE_SOURCES)}")
         if not isinstance(self.instruction, str):
             raise bad("instruction", "a string")
 

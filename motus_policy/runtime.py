@@ -139,7 +139,12 @@ class PolicyRuntime:
 
     # -- worker callbacks (worker thread) ------------------------------------------------------
     def _observe(self, now_ns: int) -> Observation:
-        return self.assembler.assemble(now_ns, self.config.instruction)
+        obs = self.assembler.assemble(now_ns, self.config.instruction)
+        if self.config.state_source == "command":
+            last = self.gate.last_command  # replaced, never mutated, by the control thread
+            if last is not None:
+                obs = dataclasses.replace(obs, state=np.asarray(last, dtype=np.float32).copy())
+        return obs
 
     def _settings(self) -> InferSettings:
         c = self.config
