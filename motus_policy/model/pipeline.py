@@ -43,6 +43,20 @@ from motus_recorder.composite import compose_t_layout, resize_pad
 STAGES = ("preprocess", "vae_encode", "text", "vlm", "denoise", "decode")
 
 
+MIN_NORMALIZATION_RANGE = 1e-3
+"""Smallest per-dimension ``max - min`` (rad, or normalised gripper) used as a divisor. The
+official rule replaces only an exact 0 by 1 (reference §4.2); a joint that never moves in the
+data (e.g. a waist held at 0) has a range of ~1e-15 from float noise, and dividing by it turns
+a 1e-5 rad sensor wiggle into 1e10. Below 1 mrad the range is replaced by 1 as well (identical
+to the official rule for every real range)."""
+
+
+def safe_range(lo, hi) -> np.ndarray:
+    """``hi - lo`` (float64, (D,)) with ranges below :data:`MIN_NORMALIZATION_RANGE` set to 1."""
+    r = np.asarray(hi, np.float64) - np.asarray(lo, np.float64)
+    return np.where(r < MIN_NORMALIZATION_RANGE, 1.0, r)
+
+
 @dataclass(frozen=True)
 class NormalizationStats:
     """Per-dimension min-max statistics (official ``stat.json`` entry; keys §8).
@@ -68,9 +82,8 @@ class NormalizationStats:
 
     @property
     def range(self) -> np.ndarray:
-        """``max - min`` with zero ranges replaced by 1 (official convention)."""
-        r = self.max - self.min
-        return np.where(r == 0, 1.0, r)
+        """``max - min``; ranges below :data:`MIN_NORMALIZATION_RANGE` replaced by 1."""
+        return safe_range(self.min, self.max)
 
     def normalize(self, x: np.ndarray) -> np.ndarray:
         """``(x - min) / range`` for (..., D) arrays; float32."""

@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from motus_policy.model.pipeline import safe_range
 from motus_recorder.composite import resize_pad
 from motus_recorder.dataset import Episode, TaskFolder, find_tasks
 
@@ -45,11 +46,10 @@ def condition_range(n_frames: int, a: int, g: int) -> int:
 
 
 def normalize(x: np.ndarray, stats: Mapping[str, Sequence[float]]) -> np.ndarray:
-    """Min-max to [0, 1] per dimension; a zero range is replaced by 1 (reference §4.2)."""
-    lo = np.asarray(stats["min"], dtype=np.float32)
-    rng = np.asarray(stats["max"], dtype=np.float32) - lo
-    rng[rng == 0] = 1.0
-    return (np.asarray(x, dtype=np.float32) - lo) / rng
+    """Min-max to [0, 1] per dimension (reference §4.2); near-zero ranges -> 1 (``safe_range``)."""
+    lo = np.asarray(stats["min"], dtype=np.float64)
+    rng = safe_range(lo, stats["max"])
+    return ((np.asarray(x, dtype=np.float64) - lo) / rng).astype(np.float32)
 
 
 def _chw01(img: np.ndarray) -> torch.Tensor:

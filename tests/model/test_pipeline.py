@@ -175,3 +175,18 @@ def test_save_and_load_pretrained(policy, tmp_path):
     b = loaded.predict(obs, mode="vla", num_steps=STEPS, seed=1)
     np.testing.assert_array_equal(a.actions, b.actions)
     np.testing.assert_array_equal(loaded.stats.max, STATS.max)
+
+
+def test_near_constant_dimension_is_not_blown_up_by_normalisation():
+    from motus_policy.model.pipeline import NormalizationStats
+    from motus_policy.training.data import normalize
+
+    lo, hi = np.zeros(14), np.ones(14)
+    hi[0] = 1.8e-15  # a joint that never moved in the data: float-noise range
+    stats = NormalizationStats(lo, hi)
+    x = np.full(14, 0.5)
+    x[0] = 1e-5  # a sensor wiggle at run time
+    y = stats.normalize(x)
+    assert abs(y[0]) < 1e-4 and np.allclose(y[1:], 0.5)
+    np.testing.assert_allclose(normalize(x, {"min": lo, "max": hi}), y)
+    np.testing.assert_allclose(stats.denormalize(y), x, atol=1e-6)
