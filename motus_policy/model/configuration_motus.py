@@ -310,3 +310,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         vlm_hidden_size=64,
     ),
 }
+# tiny_f8: the tiny widths with an 8x (instead of 16x) tiny VAE ("f8" as in the latent-diffusion
+# naming): 128x96 images -> 16x12 latent cells -> 8x6 tokens per latent frame (144 video tokens
+# instead of 36). The embedded sim checkpoint uses it: at 16x the simulated cube covers a
+# fraction of one token.
+PRESETS["tiny_f8"] = dict(PRESETS["tiny"], vae_spatial_factor=8)

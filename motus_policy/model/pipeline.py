@@ -200,6 +200,11 @@ class MotusPolicy:
             raise ValueError(
                 f"VAE z_dim {vae.config.z_dim} != latent_channels {cfg.latent_channels}"
             )
+        if vae.config.spatial_factor != cfg.vae_spatial_factor:
+            raise ValueError(
+                f"VAE spatial factor {vae.config.spatial_factor} != config.vae_spatial_factor "
+                f"{cfg.vae_spatial_factor}"
+            )
         self.last_timings_s: dict[str, float] = dict.fromkeys(STAGES, 0.0)
 
     @property

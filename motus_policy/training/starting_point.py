@@ -51,18 +51,20 @@ def _encoders(config: MotusConfig, encoders: str | None, seed: int):
     if encoders:
         donor = MotusPolicy.from_pretrained(encoders)
         return donor.vae, donor.text_encoder, donor.vlm
-    if config.preset != "tiny":
+    if not config.preset.startswith("tiny"):
         raise ValueError(
             f"encoders: preset {config.preset!r} needs the full VAE / T5 / Qwen3-VL; pass a "
             "save_pretrained folder that holds them (--encoders DIR)"
         )
     from motus_policy.model.encoders.tiny import build_tiny_encoders
+    from motus_policy.model.encoders.vae import VAEConfig
 
     return build_tiny_encoders(
         seed=seed,
         text_dim=config.text_dim,
         vlm_dim=config.vlm_hidden_size,
         context_len=config.text_len,
+        vae_config=VAEConfig.tiny(config.vae_spatial_factor),
     )
 
 

@@ -146,3 +146,19 @@ def test_vlm_features_cache_and_padding(encoders):
     assert int(mb[0].sum()) == m1.shape[1] and int(mb[1].sum()) < m1.shape[1]
     assert torch.count_nonzero(fb[1, int(mb[1].sum()) :]) == 0
     torch.testing.assert_close(fb[0, : m1.shape[1]], f1[0])
+
+
+def test_tiny_f8_preset_builds_with_an_8x_vae_and_a_finer_token_grid():
+    import torch
+
+    from motus_policy.model.configuration_motus import MotusConfig
+    from motus_policy.model.encoders.vae import VAEConfig, MotusVAE
+
+    cfg = MotusConfig.from_preset("tiny_f8")
+    assert cfg.vae_spatial_factor == 8
+    vae = MotusVAE(VAEConfig.tiny(8)).eval()
+    with torch.no_grad():
+        z = vae.encode(torch.zeros(1, 3, 5, cfg.image_height, cfg.image_width))
+    assert tuple(z.shape) == (1, cfg.latent_channels, 2, 16, 12)  # 4x temporal, 8x spatial
+    with pytest.raises(ValueError, match="spatial_factor must be 8 or 16"):
+        VAEConfig.tiny(4)

@@ -91,12 +91,27 @@ class VAEConfig:
         return 2 ** sum(bool(t) for t in self.temperal_downsample)
 
     @classmethod
-    def tiny(cls) -> VAEConfig:
-        """Tiny random-init variant known to work with diffusers 0.42.1 (platform.md §6 (a))."""
+    def tiny(cls, spatial_factor: int = 16) -> VAEConfig:
+        """Tiny random-init variant known to work with diffusers 0.42.1 (platform.md §6 (a)).
+
+        Args:
+            spatial_factor: 16 (Wan2.2: 3 downsampling levels + 2x2 patchify) or 8 (one level
+                fewer; both keep the 4x temporal compression).
+
+        Raises:
+            ValueError: another factor.
+        """
+        if spatial_factor not in (8, 16):
+            raise ValueError(
+                f"VAEConfig.tiny: spatial_factor must be 8 or 16, got {spatial_factor}"
+            )
+        levels = {16: ((1, 2, 2, 2), (False, True, True)), 8: ((1, 2, 2), (True, True))}
+        dim_mult, temporal = levels[spatial_factor]
         return cls(
             base_dim=32,
             decoder_base_dim=32,
-            dim_mult=(1, 2, 2, 2),
+            dim_mult=dim_mult,
+            temperal_downsample=temporal,
             num_res_blocks=1,
             latents_mean=WAN22_LATENTS_MEAN,
             latents_std=WAN22_LATENTS_STD,
