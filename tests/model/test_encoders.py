@@ -152,7 +152,7 @@ def test_tiny_f8_preset_builds_with_an_8x_vae_and_a_finer_token_grid():
     import torch
 
     from motus_policy.model.configuration_motus import MotusConfig
-    from motus_policy.model.encoders.vae import VAEConfig, MotusVAE
+    from motus_policy.model.encoders.vae import MotusVAE, VAEConfig
 
     cfg = MotusConfig.from_preset("tiny_f8")
     assert cfg.vae_spatial_factor == 8
