@@ -12,6 +12,7 @@ Subcommands:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -103,6 +104,53 @@ def cmd_sim(ns) -> int:
     except ValueError as exc:
         raise SystemExit(f"motus-eval sim: {exc}") from None
     return run_sim_eval(ns)
+
+
+def cmd_lockstep(ns) -> int:
+    """Run ``motus-eval lockstep`` (in-process, zero-latency closed loop)."""
+    from tqdm import tqdm
+
+    from motus_policy.backend_motus import MotusBackend
+    from motus_policy.config import PolicyRuntimeConfig
+    from motus_policy.evaluation.lockstep import LockstepConfig, LockstepEvaluator, run_lockstep
+    from motus_policy.evaluation.sim_eval import format_summary, summarize
+    from motus_policy.evaluation.sim_runner import seed_list, write_results
+    from motus_recorder.profile import load_profile, with_image_size
+
+    try:
+        seeds = seed_list(*ns.seeds, ns.episodes)
+        h, w = (int(v) for v in ns.image_size.lower().split("x"))
+        runtime = PolicyRuntimeConfig(
+            strategy=ns.strategy, mode=ns.mode, n_execute=ns.n_execute or 1
+        )
+    except ValueError as exc:
+        raise SystemExit(f"motus-eval lockstep: {exc}") from None
+    profile = with_image_size(load_profile("aloha_sim"), h, w)
+    backend = MotusBackend(profile, ns.checkpoint, device=ns.device)
+    backend.load(lambda line: print(line, flush=True))
+    if not ns.n_execute:
+        runtime = dataclasses.replace(runtime, n_execute=backend.chunk_size)
+    ev = LockstepEvaluator(profile, backend, LockstepConfig(task=ns.task, runtime=runtime))
+    bar = tqdm(total=len(seeds), desc=f"lockstep {ns.task}", unit="ep")
+    wins = 0
+
+    def progress(o) -> None:
+        nonlocal wins
+        wins += o.success
+        bar.update(1)
+        bar.set_postfix(success=f"{wins}/{bar.n}", last_reward=o.max_reward)
+
+    try:
+        outcomes = run_lockstep(ev, seeds, progress)
+    finally:
+        bar.close()
+        ev.close()
+    summary = summarize(
+        "policy (lockstep)", ns.task, outcomes, label=ns.label or str(ns.checkpoint)
+    )
+    write_results(summary, Path(ns.out))
+    print(format_summary(summary))
+    return 0
 
 
 def cmd_table(ns) -> int:
@@ -248,6 +296,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--out", default="outputs/sim_eval", help="output folder")
     s.set_defaults(func=cmd_sim)
+
+    lk = sub.add_parser(
+        "lockstep",
+        help="closed-loop episodes in one process, inference with zero latency (no ROS)",
+        description="Run the policy runtime (scheduler, interpolation, safety gate) and a "
+        "Motus checkpoint against the MuJoCo ALOHA in one process; the simulator waits for "
+        "every inference, so this measures the checkpoint, not the deployment. Fast: use it "
+        "for checkpoint selection and success-vs-steps curves; `motus-eval sim` measures the "
+        "deployed stack. Writes sim_eval.json and sim_eval.md into --out.",
+    )
+    lk.add_argument("--checkpoint", required=True, help="Motus checkpoint folder")
+    lk.add_argument("--task", default="transfer_cube", choices=["transfer_cube", "insertion"])
+    lk.add_argument("--episodes", type=int, default=None, help="number of episodes")
+    lk.add_argument(
+        "--seeds",
+        type=parse_seeds,
+        default=parse_seeds("100000"),
+        help="START or START:END (END exclusive); default 100000 (held out)",
+    )
+    lk.add_argument("--strategy", default="sync", choices=["sync", "temporal_ensemble", "prefix"])
+    lk.add_argument("--mode", default="vla", choices=["vla", "joint"])
+    lk.add_argument(
+        "--n-execute", type=int, default=0, help="actions executed per chunk (0 = all, sync)"
+    )
+    lk.add_argument("--image-size", default="240x320", help="rendered camera HxW")
+    lk.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    lk.add_argument("--label", default=None, help="name of this run in tables")
+    lk.add_argument("--out", default="outputs/lockstep", help="output folder")
+    lk.set_defaults(func=cmd_lockstep)
 
     t = sub.add_parser(
         "table",
