@@ -27,7 +27,6 @@ from motus_policy.runtime import PolicyRuntime
 from motus_policy.sim.aloha import CONTROL_PERIOD_NS, AlohaSim, AlohaSimConfig
 from motus_recorder.profile import RobotProfile
 
-
 KEEPALIVE_PERIODS = 4
 """Camera periods between renders when no inference is due: 4 x 40 ms = 0.16 s, inside the
 aloha_sim profile's 0.2 s image staleness bound."""
@@ -169,5 +168,5 @@ def run_lockstep(
 
 
 def success_flags(outcomes: Sequence[EpisodeOutcome]) -> np.ndarray:
-    """bool (N,) success per episode."""
+    """Bool (N,) success per episode."""
     return np.array([o.success for o in outcomes], dtype=bool)
