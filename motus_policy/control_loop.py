@@ -111,6 +111,7 @@ class ControlLoop:
             (returns early when :meth:`stop` must be honoured; the loop re-checks the time).
         step: the control tick, called with the clock's time at wake-up.
         name: thread name.
+        on_start: called first on the new thread (e.g. to raise its scheduling priority).
 
     Raises:
         ValueError: ``period_ns`` <= 0.
@@ -123,6 +124,7 @@ class ControlLoop:
         sleep_until: Callable[[int], object],
         step: Callable[[int], None],
         name: str = "motus_control",
+        on_start: Callable[[], None] | None = None,
     ):
         if period_ns <= 0:
             raise ValueError(f"ControlLoop.period_ns: expected > 0, got {period_ns}")
@@ -131,6 +133,7 @@ class ControlLoop:
         self._sleep_until = sleep_until
         self._step = step
         self._name = name
+        self._on_start = on_start
         self._next_ns: int | None = None
         self.ticks = 0
         self.skipped = 0
@@ -162,6 +165,8 @@ class ControlLoop:
         return True
 
     def _run(self) -> None:
+        if self._on_start is not None:
+            self._on_start()
         while not self._stop.is_set():
             self.run_once()
 

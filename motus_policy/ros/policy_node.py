@@ -25,6 +25,8 @@ Threads:
 * ``motus_control`` (``control_loop:=thread``, the default): the control tick — runtime tick,
   gate, command publish — woken at absolute deadlines on the node clock
   (:class:`~motus_policy.control_loop.ControlLoop`), so it never queues behind image callbacks;
+  with ``control_priority`` > 0 the node's threads (not inference) run SCHED_FIFO, so other
+  processes cannot delay its wake-up or the GIL holder it waits for;
   with ``control_loop:=timer`` the tick is an executor timer instead (measured worse:
   README / ``benchmark_node``);
 * ``motus_inference``: the runtime's worker thread, calling the backend (which, with
@@ -37,6 +39,8 @@ A re-entrant lock serialises the control tick with every executor-thread call in
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import threading
 
@@ -129,7 +133,9 @@ class PolicyNode(LifecycleNode):
         self._in_child = policy_params.backend_in_process(self, kind)
         if self._in_child:
             self.get_logger().info(f"starting backend {kind!r} in a child process ...")
-            self._backend = RemoteBackend(kind, kwargs, nice=p("backend_nice").value)
+            self._backend = RemoteBackend(
+                kind, kwargs, nice=p("backend_nice").value, threads=p("backend_threads").value
+            )
             self.get_logger().info(f"backend process pid {self._backend.pid}")
         else:
             self._backend = make_backend(kind, **kwargs)
@@ -189,6 +195,7 @@ class PolicyNode(LifecycleNode):
         rate = self.runtime.control_rate_hz
         period_ns = int(round(1e9 / rate))
         self.timing = TimingStats(period_ns)
+        self._rt_priority()  # before the control thread starts: it inherits the policy
         if self._loop_kind == "thread":
             self._loop = ControlLoop(period_ns, self._now_ns, self._sleep_until, self._step)
             self._loop.start()
@@ -246,6 +253,34 @@ class PolicyNode(LifecycleNode):
         self.set_parameters([Parameter("instruction", value=msg.data)])
 
     # -- control -------------------------------------------------------------------------------
+    def _rt_priority(self) -> None:
+        """SCHED_FIFO ``control_priority`` for this process's threads but inference; best effort.
+
+        Every thread of the node process (executor, DDS, and the control thread created after
+        this call, which inherits the policy) gets SCHED_FIFO, so the training job or the
+        backend process cannot delay a control wake-up or the thread holding the GIL. The
+        in-process inference thread stays SCHED_OTHER (a model at real-time priority would
+        starve the rest of the machine); a backend process resets itself to SCHED_OTHER.
+        """
+        prio = self.get_parameter("control_priority").value
+        if prio <= 0:
+            return
+        worker = self.runtime.worker._thread
+        skip = {worker.native_id} if worker is not None else set()
+        try:
+            for tid in sorted(int(t) for t in os.listdir("/proc/self/task")):
+                if tid in skip:
+                    os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+                else:
+                    with contextlib.suppress(ProcessLookupError):  # a thread that just ended
+                        os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(prio))
+            self.get_logger().info(f"SCHED_FIFO priority {prio} (inference thread excluded)")
+        except (OSError, AttributeError, ValueError) as exc:
+            self.get_logger().warning(
+                f"control_priority {prio}: could not switch to SCHED_FIFO ({exc}); "
+                "running with normal scheduling (needs CAP_SYS_NICE or an rtprio limit)"
+            )
+
     def _sleep_until(self, deadline_ns: int) -> None:
         """Sleep on the node clock (sim time too) until ``deadline_ns`` (control thread)."""
         clock = self.get_clock()

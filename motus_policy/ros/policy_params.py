@@ -6,9 +6,12 @@ Every :class:`PolicyRuntimeConfig` field is a parameter of the same name (read-o
 ``profile``, ``backend`` (scripted | hold | motus), ``backend_process`` (``auto`` | true |
 false: run the backend in a child process, :class:`~motus_policy.backend_remote.RemoteBackend`;
 ``auto`` = a child for ``motus``, in-process for the fakes), ``backend_nice`` (niceness added to
-that child), ``control_loop`` (``thread``: a dedicated thread woken at absolute deadlines;
-``timer``: an executor timer), ``image_height`` / ``image_width`` (0: the profile's size),
-``status_period_s``, ``motus.checkpoint``, ``motus.device``, ``autostart``.
+that child), ``backend_threads`` (its ``OMP_NUM_THREADS``; 0: the library default),
+``control_loop`` (``thread``: a dedicated thread woken at absolute deadlines; ``timer``: an
+executor timer), ``control_priority`` (SCHED_FIFO priority 1..99 of the node's threads but the
+inference thread, best effort: needs CAP_SYS_NICE / an rtprio limit; 0: normal scheduling),
+``image_height`` / ``image_width`` (0: the profile's size), ``status_period_s``,
+``motus.checkpoint``, ``motus.device``, ``autostart``.
 """
 
 from __future__ import annotations
@@ -45,7 +48,9 @@ def declare(node: Node) -> None:
         ),
     )
     node.declare_parameter("backend_nice", 0)
+    node.declare_parameter("backend_threads", 0)
     node.declare_parameter("control_loop", "thread")
+    node.declare_parameter("control_priority", 0)
     node.declare_parameter("image_height", 0)
     node.declare_parameter("image_width", 0)
     node.declare_parameter("status_period_s", 0.5)
