@@ -2,8 +2,8 @@
 
 :class:`ControlLoop` calls ``step(now_ns)`` at ``t0 + k * period`` on an injected clock. It
 sleeps to each *absolute* deadline (no drift from the time ``step`` takes), so a late wake-up
-shifts one tick, not all later ones. When a tick is more than one period late the missed
-deadlines are skipped (counted in :attr:`ControlLoop.skipped`), never executed in a burst.
+shifts one tick, not all later ones. Deadlines that have already passed when a tick ends are
+skipped (counted in :attr:`ControlLoop.skipped`), never executed in a burst.
 
 The policy node runs its control tick on this loop instead of an executor timer: a timer
 callback waits behind whatever the executor is doing (three 480x640 image callbacks at 25 Hz),
@@ -137,7 +137,7 @@ class ControlLoop:
         self._next_ns: int | None = None
         self.ticks = 0
         self.skipped = 0
-        """Deadlines skipped because a tick came more than one period late."""
+        """Deadlines skipped because they had passed when a tick ended (a late / long tick)."""
         self.late_ns: deque[int] = deque(maxlen=3000)
         """Wake-up time minus deadline of the recent ticks (int ns, >= 0 unless the clock
         jumped back)."""
@@ -158,8 +158,9 @@ class ControlLoop:
         self._step(now)
         self.ticks += 1
         self._next_ns += self.period_ns
-        behind = (self._clock() - self._next_ns) // self.period_ns
-        if behind >= 1:  # more than a period late: skip, do not burst
+        now = self._clock()
+        if now >= self._next_ns:  # the next deadline already passed: skip it, do not burst
+            behind = (now - self._next_ns) // self.period_ns + 1
             self.skipped += int(behind)
             self._next_ns += int(behind) * self.period_ns
         return True

@@ -195,9 +195,11 @@ class PolicyNode(LifecycleNode):
         rate = self.runtime.control_rate_hz
         period_ns = int(round(1e9 / rate))
         self.timing = TimingStats(period_ns)
-        self._rt_priority()  # before the control thread starts: it inherits the policy
+        self._rt_priority()
         if self._loop_kind == "thread":
-            self._loop = ControlLoop(period_ns, self._now_ns, self._sleep_until, self._step)
+            self._loop = ControlLoop(
+                period_ns, self._now_ns, self._sleep_until, self._step, on_start=self._rt_self
+            )
             self._loop.start()
         else:
             self._timer = self.create_timer(1.0 / rate, self._control_tick)
@@ -253,33 +255,42 @@ class PolicyNode(LifecycleNode):
         self.set_parameters([Parameter("instruction", value=msg.data)])
 
     # -- control -------------------------------------------------------------------------------
-    def _rt_priority(self) -> None:
+    def _rt_priority(self, tids: list[int] | None = None) -> None:
         """SCHED_FIFO ``control_priority`` for this process's threads but inference; best effort.
 
-        Every thread of the node process (executor, DDS, and the control thread created after
-        this call, which inherits the policy) gets SCHED_FIFO, so the training job or the
-        backend process cannot delay a control wake-up or the thread holding the GIL. The
-        in-process inference thread stays SCHED_OTHER (a model at real-time priority would
-        starve the rest of the machine); a backend process resets itself to SCHED_OTHER.
+        Every thread of the node process (executor, DDS; the control thread sets itself in
+        :meth:`_rt_self`) gets SCHED_FIFO, so the training job or the backend process cannot
+        delay a control wake-up or the thread holding the GIL. The in-process inference thread
+        stays SCHED_OTHER (a model at real-time priority would starve the rest of the machine).
+        With SCHED_RESET_ON_FORK, threads and processes started later by these threads (a new
+        inference worker, a backend process) start SCHED_OTHER.
         """
         prio = self.get_parameter("control_priority").value
         if prio <= 0:
             return
+        policy = os.SCHED_FIFO | getattr(os, "SCHED_RESET_ON_FORK", 0)
         worker = self.runtime.worker._thread
         skip = {worker.native_id} if worker is not None else set()
         try:
-            for tid in sorted(int(t) for t in os.listdir("/proc/self/task")):
+            if tids is None:
+                tids = sorted(int(t) for t in os.listdir("/proc/self/task"))
+            for tid in tids:
                 if tid in skip:
                     os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
                 else:
                     with contextlib.suppress(ProcessLookupError):  # a thread that just ended
-                        os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(prio))
-            self.get_logger().info(f"SCHED_FIFO priority {prio} (inference thread excluded)")
+                        os.sched_setscheduler(tid, policy, os.sched_param(prio))
+            if len(tids) > 1:
+                self.get_logger().info(f"SCHED_FIFO priority {prio} (inference thread excluded)")
         except (OSError, AttributeError, ValueError) as exc:
             self.get_logger().warning(
                 f"control_priority {prio}: could not switch to SCHED_FIFO ({exc}); "
                 "running with normal scheduling (needs CAP_SYS_NICE or an rtprio limit)"
             )
+
+    def _rt_self(self) -> None:
+        """``control_priority`` for the calling (control) thread."""
+        self._rt_priority([threading.get_native_id()])
 
     def _sleep_until(self, deadline_ns: int) -> None:
         """Sleep on the node clock (sim time too) until ``deadline_ns`` (control thread)."""
