@@ -5,9 +5,10 @@ sleeps to each *absolute* deadline (no drift from the time ``step`` takes), so a
 shifts one tick, not all later ones. Deadlines that have already passed when a tick ends are
 skipped (counted in :attr:`ControlLoop.skipped`), never executed in a burst.
 
-The policy node runs its control tick on this loop instead of an executor timer: a timer
-callback waits behind whatever the executor is doing (three 480x640 image callbacks at 25 Hz),
-a dedicated thread only waits for the GIL (bounded by ``sys.setswitchinterval``).
+The policy node can run its control tick on this loop instead of an executor timer
+(``control_loop:=thread``): then the tick never queues behind executor callbacks, but it must
+take the GIL from the executor thread at every wake-up; on the 2-core dev box that hand-off made
+it no better than the timer (README, ``benchmark_node``), so the timer is the node's default.
 
 :class:`TimingStats` collects what issue #5 asks to print: command period error (median / p99
 of |interval - period|), missed periods (intervals > 1.5 periods) and the observation ->

@@ -58,11 +58,11 @@ TINY_CHECKPOINT = REPO / "motus_policy" / "checkpoints" / "aloha_sim_tiny"
 DEFAULT_SETUPS = (
     "scripted:inproc:timer",
     "scripted:inproc:thread",
-    "scripted:child:thread",
-    "busy:inproc:thread",
-    "busy:child:thread",
-    "motus:inproc:thread",
-    "motus:child:thread",
+    "scripted:child:timer",
+    "busy:inproc:timer",
+    "busy:child:timer",
+    "motus:inproc:timer",
+    "motus:child:timer",
 )
 WARMUP_S = 2.0
 """Skipped after activation (ramp-in, first chunk)."""
@@ -276,15 +276,19 @@ def report(results: dict[str, dict]) -> str:
     lines = ["setup                     " + " ".join(f"{h:>9s}" for _, h in COLUMNS)]
     for setup, r in results.items():
         lines.append(f"{setup:25s} " + " ".join(f"{_fmt(r.get(k)):>9s}" for k, _ in COLUMNS))
+    inproc: dict[tuple[str, str], tuple[str, dict]] = {}  # latest in-process run per kind/loop
     for setup, r in results.items():
         kind, place, loop = setup.split("#")[0].split(":")
-        other = results.get(f"{kind}:inproc:{loop}")
-        if place != "child" or other is None:
+        if place == "inproc":
+            inproc[kind, loop] = (setup, r)
             continue
+        if (kind, loop) not in inproc:
+            continue
+        name, other = inproc[kind, loop]
         for key in ("node_stamp_period_err_p99_ms", "obs_to_action_ms_median"):
             a, b = r.get(key), other.get(key)
             if a is not None and b:
-                lines.append(f"ratio child/inproc {kind}:{loop} {key}: {a / b:.2f}")
+                lines.append(f"ratio {setup} / {name} {key}: {a / b:.2f}")
     return "\n".join(lines)
 
 
@@ -299,7 +303,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--checkpoint", default=str(TINY_CHECKPOINT))
     ap.add_argument("--device", default="cpu")
     ap.add_argument(
-        "--priority", type=int, default=0, help="control_priority (SCHED_FIFO) of the node"
+        "--priority", type=int, default=10, help="control_priority (SCHED_FIFO) of the node"
     )
     ap.add_argument(
         "--torch-threads", type=int, default=1, help="OMP_NUM_THREADS of the node (0: unset)"

@@ -21,20 +21,26 @@ Topics: subscribes to the profile's camera topics, per-arm ``state_topic`` and `
 Threads:
 
 * executor thread (one SingleThreadedExecutor, platform.md §1.4): subscriptions (images, joint
-  states, instruction), services, parameter changes, lifecycle transitions, the status timer;
-* ``motus_control`` (``control_loop:=thread``, the default): the control tick — runtime tick,
-  gate, command publish — woken at absolute deadlines on the node clock
-  (:class:`~motus_policy.control_loop.ControlLoop`), so it never queues behind image callbacks;
-  with ``control_priority`` > 0 the node's threads (not inference) run SCHED_FIFO, so other
-  processes cannot delay its wake-up or the GIL holder it waits for;
-  with ``control_loop:=timer`` the tick is an executor timer instead (measured worse:
-  README / ``benchmark_node``);
+  states, instruction), services, parameter changes, lifecycle transitions, the status timer,
+  and with ``control_loop:=timer`` (the default) the control tick — runtime tick, gate,
+  command publish — as a timer at the control rate;
+* ``motus_control`` (only with ``control_loop:=thread``): the control tick on its own thread,
+  woken at absolute deadlines on the node clock
+  (:class:`~motus_policy.control_loop.ControlLoop`), independent of slow executor callbacks.
+  Measured with ``benchmark_node`` on the 2-core dev box it was *not* better than the timer
+  (p99 period error 1.2-1.6 vs 0.2-0.3 ms with a GIL-holding backend process, both SCHED_FIFO):
+  waking a second Python thread costs a GIL hand-off with the executor thread;
 * ``motus_inference``: the runtime's worker thread, calling the backend (which, with
-  ``backend_process``, only waits on the child process's socket).
+  ``backend_process``, only waits on the child process's socket: the model never holds this
+  process's GIL).
 
-A re-entrant lock serialises the control tick with every executor-thread call into the runtime
-(parameter changes, e-stop, status, activate / deactivate). Time is the node clock
-(``use_sim_time`` works: the loop sleeps on the ROS clock).
+With ``control_priority`` > 0 the node's threads but inference run SCHED_FIFO, so other
+processes (a training job, the backend process) cannot delay a control tick; this, not the
+choice of timer or thread, is what brought the p99 period error under 2 ms on the shared box.
+
+A re-entrant lock serialises the control tick with every other call into the runtime
+(parameter changes, e-stop, status, activate / deactivate), which matters with the thread.
+Time is the node clock (``use_sim_time`` works: timer and thread both run on the ROS clock).
 """
 
 from __future__ import annotations
@@ -87,7 +93,7 @@ class PolicyNode(LifecycleNode):
         self._lock = threading.RLock()
         self._backend = None
         self._in_child = False
-        self._loop_kind = "thread"
+        self._loop_kind = "timer"
         self.timing: TimingStats | None = None
         self._tick_error: str | None = None
         self._last_reason: str | None = None
@@ -224,7 +230,9 @@ class PolicyNode(LifecycleNode):
             if self._active:
                 self._active = False
                 self.runtime.deactivate()
-                self._publish_command(self.runtime.gate.hold("deactivated").command, held=True)
+                if self.context.ok():  # not after Ctrl-C: the publishers are gone
+                    hold = self.runtime.gate.hold("deactivated").command
+                    self._publish_command(hold, held=True)
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
         """Free the backend and the entities."""

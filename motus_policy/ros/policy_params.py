@@ -7,9 +7,10 @@ Every :class:`PolicyRuntimeConfig` field is a parameter of the same name (read-o
 false: run the backend in a child process, :class:`~motus_policy.backend_remote.RemoteBackend`;
 ``auto`` = a child for ``motus``, in-process for the fakes), ``backend_nice`` (niceness added to
 that child), ``backend_threads`` (its ``OMP_NUM_THREADS``; 0: the library default),
-``control_loop`` (``thread``: a dedicated thread woken at absolute deadlines; ``timer``: an
-executor timer), ``control_priority`` (SCHED_FIFO priority 1..99 of the node's threads but the
-inference thread, best effort: needs CAP_SYS_NICE / an rtprio limit; 0: normal scheduling),
+``control_loop`` (``timer``: an executor timer, the default; ``thread``: a dedicated thread
+woken at absolute deadlines), ``control_priority`` (SCHED_FIFO priority 1..99 of the node's
+threads but the inference thread, best effort: needs CAP_SYS_NICE / an rtprio limit; 0: normal
+scheduling),
 ``image_height`` / ``image_width`` (0: the profile's size), ``status_period_s``,
 ``motus.checkpoint``, ``motus.device``, ``autostart``.
 """
@@ -30,7 +31,7 @@ from motus_recorder.profile import RobotProfile
 
 SCRIPTED_PREFIX = "scripted."
 SCRIPTED_EXCLUDE = ("action_rate_hz", "frame_hw")  # from the profile / fixed
-CONTROL_LOOPS = ("thread", "timer")
+CONTROL_LOOPS = ("timer", "thread")
 PROCESS_DEFAULT_KINDS = ("motus",)
 """Backends that ``backend_process:=auto`` runs in a child process."""
 
@@ -49,7 +50,7 @@ def declare(node: Node) -> None:
     )
     node.declare_parameter("backend_nice", 0)
     node.declare_parameter("backend_threads", 0)
-    node.declare_parameter("control_loop", "thread")
+    node.declare_parameter("control_loop", "timer")
     node.declare_parameter("control_priority", 0)
     node.declare_parameter("image_height", 0)
     node.declare_parameter("image_width", 0)

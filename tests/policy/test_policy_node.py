@@ -217,8 +217,9 @@ def test_trajectory_output_and_lifecycle_cleanup(spawn_node, ros_context, spin_i
 
 
 def test_policy_node_with_backend_process(spawn_node, ros_context, spin_in_background):
-    """backend_process:=true: the scripted backend runs in a child process of the node; the
-    command stream, the live scripted.* knobs, the timing figures and cleanup all work."""
+    """backend_process:=true: the scripted backend runs in a child process of the node; with the
+    control tick on its own thread (control_loop:=thread), the command stream, the live
+    scripted.* knobs, the timing figures and cleanup all work."""
     from lifecycle_msgs.msg import Transition
 
     from motus_recorder.profile import load_profile
@@ -229,7 +230,7 @@ def test_policy_node_with_backend_process(spawn_node, ros_context, spin_in_backg
         "-p", f"image_height:={HW[0]}", "-p", f"image_width:={HW[1]}",
         "-p", "backend_process:=true", "-p", "strategy:=prefix", "-p", "n_execute:=4",
         "-p", "mode:=vla", "-p", "ramp_in_s:=0.2", "-p", "scripted.latency_s:=0.05",
-        "-p", "status_period_s:=0.2",
+        "-p", "status_period_s:=0.2", "-p", "control_loop:=thread",
     )  # fmt: skip
     node.wait_for("READY")
     robot = FakeRobot(ros_context, profile)
