@@ -219,8 +219,9 @@ class RemoteBackend:
             prefer the control process when both want a core.
         threads: if > 0, ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` of the child (torch's CPU
             intra-op threads). On the shared 2-core dev box 1 thread ran the tiny Motus chunk
-            ~3-6x faster than 2 (41-50 vs 150-300 ms: spinning OpenMP workers against the
-            training job); 0 = the library default (one per core).
+            ~3-6x faster than 2 (41-50 vs 150-300 ms, with a training job on the box);
+            0 = the library default (one per core). The policy node passes
+            ``backend_threads`` (default 1).
         start_timeout_s: how long to wait for the child to build its backend.
 
     Raises:

@@ -6,7 +6,7 @@ Every :class:`PolicyRuntimeConfig` field is a parameter of the same name (read-o
 ``profile``, ``backend`` (scripted | hold | motus), ``backend_process`` (``auto`` | true |
 false: run the backend in a child process, :class:`~motus_policy.backend_remote.RemoteBackend`;
 ``auto`` = a child for ``motus``, in-process for the fakes), ``backend_nice`` (niceness added to
-that child), ``backend_threads`` (its ``OMP_NUM_THREADS``; 0: the library default),
+that child), ``backend_threads`` (its ``OMP_NUM_THREADS``, default 1; 0: the library default),
 ``control_loop`` (``timer``: an executor timer, the default; ``thread``: a dedicated thread
 woken at absolute deadlines), ``control_priority`` (SCHED_FIFO priority 1..99 of the node's
 threads but the inference thread, best effort: needs CAP_SYS_NICE / an rtprio limit; 0: normal
@@ -49,7 +49,7 @@ def declare(node: Node) -> None:
         ),
     )
     node.declare_parameter("backend_nice", 0)
-    node.declare_parameter("backend_threads", 0)
+    node.declare_parameter("backend_threads", 1)
     node.declare_parameter("control_loop", "timer")
     node.declare_parameter("control_priority", 0)
     node.declare_parameter("image_height", 0)
