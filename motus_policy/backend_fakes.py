@@ -25,6 +25,14 @@ from motus_policy.types import ActionChunk, Observation
 FAULTS = ("", "nan", "out_of_limit")
 
 
+def _busy(seconds: float) -> None:
+    """Compute in pure Python for ``seconds`` (holds the GIL between switch intervals)."""
+    end = time.perf_counter() + seconds
+    x = 0
+    while time.perf_counter() < end:
+        x += 1
+
+
 @dataclass
 class ScriptedConfig:
     """Settings of :class:`ScriptedBackend` (mutable at run time: tests flip ``fault``).
@@ -35,6 +43,9 @@ class ScriptedConfig:
         amplitude_rad: sinusoid amplitude on the arm joints (grippers move by a quarter of it).
         frequency_hz: sinusoid frequency.
         latency_s: artificial inference time (slept through the injected ``sleep``).
+        busy: spend ``latency_s`` computing in pure Python instead (holds the GIL, like a model
+            whose Python code launches many small kernels): the worst case for a control
+            thread in the same process, see ``benchmark_node``.
         num_frames: imagined frames per chunk in frame modes; frame_hw their (H, W).
         fault: "" | "nan" (action 0..A of joint 0 are NaN) | "out_of_limit" (joint 1 at 10 rad).
     """
@@ -44,6 +55,7 @@ class ScriptedConfig:
     amplitude_rad: float = 0.2
     frequency_hz: float = 0.25
     latency_s: float = 0.0
+    busy: bool = False
     num_frames: int = 4
     frame_hw: tuple[int, int] = (48, 64)
     fault: str = ""
@@ -132,7 +144,9 @@ class ScriptedBackend:
                     "state": np.asarray(obs.state).copy(),
                 }
             )
-        if c.latency_s > 0:
+        if c.latency_s > 0 and c.busy:
+            _busy(c.latency_s)
+        elif c.latency_s > 0:
             self._sleep(c.latency_s)
         period_ns = int(round(1e9 / c.action_rate_hz))
         stamps = obs.stamp_ns + np.arange(1, c.chunk_size + 1, dtype=np.int64) * period_ns

@@ -56,13 +56,18 @@ period error median 2.3 -> 0.56 ms, tick cost p99 7.5 -> 0.25 ms."""
 
 @dataclasses.dataclass(frozen=True)
 class TickResult:
-    """One control step: ``command`` float64 (14,) to publish (None: nothing safe yet)."""
+    """One control step: ``command`` float64 (14,) to publish (None: nothing safe yet).
+
+    ``plan_obs_stamp_ns``: with ``new_plan``, the stamp (int ns) of the observation the new
+    chunk was computed from (for the observation -> first-action latency); else None.
+    """
 
     command: np.ndarray | None
     held: bool
     reason: str | None
     new_plan: bool = False
     clamped: tuple[str, ...] = ()
+    plan_obs_stamp_ns: int | None = None
 
 
 class PolicyRuntime:
@@ -112,6 +117,7 @@ class PolicyRuntime:
         self._lock = threading.Lock()
         self._frames: deque[tuple[int, np.ndarray]] = deque(maxlen=64)
         self._new_plan = False
+        self._plan_obs_ns: int | None = None
         self._active_since_ns: int | None = None
         self._fault_source: str | None = None
         self._gate_pending = False
@@ -153,6 +159,7 @@ class PolicyRuntime:
     def _on_chunk(self, chunk: ActionChunk, settings: InferSettings) -> None:
         with self._lock:
             self._new_plan = settings.mode in ACTION_MODES
+            self._plan_obs_ns = int(chunk.t0_ns)
             if (
                 self.config.publish_imagined_frames
                 and settings.mode in FRAME_MODES
@@ -264,6 +271,7 @@ class PolicyRuntime:
         """One control step at ``now_ns``: what to publish, and whether (and why) it is a hold."""
         with self._lock:
             new_plan, self._new_plan = self._new_plan, False
+            plan_obs_ns = self._plan_obs_ns if new_plan else None
         found = None if self._active_since_ns is None else self._check_fault(now_ns)
         source, fault = found if found is not None else (None, None)
         if source in self._streams and source != self._fault_source:
@@ -282,7 +290,9 @@ class PolicyRuntime:
         if res.clamped:
             self.clamped_steps += 1
         self.worker.wake()
-        self.last_tick = TickResult(res.command, res.held, res.reason, new_plan, res.clamped)
+        self.last_tick = TickResult(
+            res.command, res.held, res.reason, new_plan, res.clamped, plan_obs_ns
+        )
         return self.last_tick
 
     def trajectory(self, now_ns: int) -> tuple[np.ndarray, np.ndarray] | tuple[None, str]:

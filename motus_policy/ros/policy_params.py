@@ -3,14 +3,23 @@
 Every :class:`PolicyRuntimeConfig` field is a parameter of the same name (read-only unless in
 :data:`RUNTIME_SETTABLE`); the scripted fakes' knobs are ``scripted.*`` (``scripted.fault`` and
 ``scripted.latency_s`` can change at run time, for tests and demos). Node-level parameters:
-``profile``, ``backend`` (scripted | hold | motus), ``image_height`` / ``image_width`` (0: the
-profile's size), ``status_period_s``, ``motus.checkpoint``, ``motus.device``, ``autostart``.
+``profile``, ``backend`` (scripted | hold | motus), ``backend_process`` (``auto`` | true |
+false: run the backend in a child process, :class:`~motus_policy.backend_remote.RemoteBackend`;
+``auto`` = a child for ``motus``, in-process for the fakes), ``backend_nice`` (niceness added to
+that child), ``backend_threads`` (its ``OMP_NUM_THREADS``, default 1; 0: the library default),
+``control_loop`` (``timer``: an executor timer, the default; ``thread``: a dedicated thread
+woken at absolute deadlines), ``control_priority`` (SCHED_FIFO priority 1..99 of the node's
+threads but the inference thread, best effort: needs CAP_SYS_NICE / an rtprio limit; 0: normal
+scheduling),
+``image_height`` / ``image_width`` (0: the profile's size), ``status_period_s``,
+``motus.checkpoint``, ``motus.device``, ``autostart``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
@@ -22,12 +31,27 @@ from motus_recorder.profile import RobotProfile
 
 SCRIPTED_PREFIX = "scripted."
 SCRIPTED_EXCLUDE = ("action_rate_hz", "frame_hw")  # from the profile / fixed
+CONTROL_LOOPS = ("timer", "thread")
+PROCESS_DEFAULT_KINDS = ("motus",)
+"""Backends that ``backend_process:=auto`` runs in a child process."""
 
 
 def declare(node: Node) -> None:
     """Declare every parameter of the policy node."""
     node.declare_parameter("profile", "aloha_sim")
     node.declare_parameter("backend", "scripted")
+    node.declare_parameter(
+        "backend_process",
+        "auto",
+        ParameterDescriptor(
+            dynamic_typing=True,
+            description="run the backend in a child process: true | false | auto (motus only)",
+        ),
+    )
+    node.declare_parameter("backend_nice", 0)
+    node.declare_parameter("backend_threads", 1)
+    node.declare_parameter("control_loop", "timer")
+    node.declare_parameter("control_priority", 0)
     node.declare_parameter("image_height", 0)
     node.declare_parameter("image_width", 0)
     node.declare_parameter("status_period_s", 0.5)
@@ -61,6 +85,34 @@ def backend_kwargs(node: Node, kind: str, profile: RobotProfile) -> dict:
     return {"config": cfg}
 
 
+def backend_in_process(node: Node, kind: str) -> bool:
+    """Whether ``backend_process`` asks for a child process for backend ``kind``.
+
+    Raises:
+        ValueError: a value other than true / false / "auto" (strings "true" / "false" work).
+    """
+    value = node.get_parameter("backend_process").value
+    if isinstance(value, str) and value.lower() in ("true", "false", "auto"):
+        value = {"true": True, "false": False}.get(value.lower(), "auto")
+    if value == "auto":
+        return kind in PROCESS_DEFAULT_KINDS
+    if isinstance(value, bool):
+        return value
+    raise ValueError(f"backend_process: expected true, false or 'auto', got {value!r}")
+
+
+def control_loop(node: Node) -> str:
+    """The ``control_loop`` parameter, checked.
+
+    Raises:
+        ValueError: not one of :data:`CONTROL_LOOPS`.
+    """
+    value = node.get_parameter("control_loop").value
+    if value not in CONTROL_LOOPS:
+        raise ValueError(f"control_loop: expected one of {list(CONTROL_LOOPS)}, got {value!r}")
+    return value
+
+
 def validate(
     runtime: PolicyRuntime | None,
     config_from_params: Callable[[], PolicyRuntimeConfig],
@@ -89,6 +141,12 @@ def apply(runtime: PolicyRuntime, params: Sequence[Parameter]) -> None:
     """Apply validated changes to the running runtime (and the scripted fakes' live knobs)."""
     runtime.update_config(replace_from_changes(runtime.config, params))
     backend_cfg = getattr(runtime.backend, "config", None)
+    set_option = getattr(runtime.backend, "set_option", None)  # a RemoteBackend
     for p in params:
-        if p.name.startswith(SCRIPTED_PREFIX) and isinstance(backend_cfg, ScriptedConfig):
-            setattr(backend_cfg, p.name.removeprefix(SCRIPTED_PREFIX), p.value)
+        if not p.name.startswith(SCRIPTED_PREFIX):
+            continue
+        name = p.name.removeprefix(SCRIPTED_PREFIX)
+        if isinstance(backend_cfg, ScriptedConfig):
+            setattr(backend_cfg, name, p.value)
+        elif set_option is not None and runtime.backend.kind in ("scripted", "hold"):
+            set_option(name, p.value)

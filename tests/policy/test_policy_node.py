@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import numpy as np
@@ -213,3 +214,52 @@ def test_trajectory_output_and_lifecycle_cleanup(spawn_node, ros_context, spin_i
     robot.wait_status(lambda s: s["state"] == "inactive", "inactive")
     assert robot.transition(Transition.TRANSITION_CLEANUP)
     assert robot.transition(Transition.TRANSITION_CONFIGURE), node.output()  # re-configurable
+
+
+def test_policy_node_with_backend_process(spawn_node, ros_context, spin_in_background):
+    """backend_process:=true: the scripted backend runs in a child process of the node; with the
+    control tick on its own thread (control_loop:=thread), the command stream, the live
+    scripted.* knobs, the timing figures and cleanup all work."""
+    from lifecycle_msgs.msg import Transition
+
+    from motus_recorder.profile import load_profile
+
+    profile = load_profile("aloha_sim")
+    node = spawn_node(
+        "motus_policy.ros.policy_node",
+        "-p", f"image_height:={HW[0]}", "-p", f"image_width:={HW[1]}",
+        "-p", "backend_process:=true", "-p", "strategy:=prefix", "-p", "n_execute:=4",
+        "-p", "mode:=vla", "-p", "ramp_in_s:=0.2", "-p", "scripted.latency_s:=0.05",
+        "-p", "status_period_s:=0.2", "-p", "control_loop:=thread",
+    )  # fmt: skip
+    node.wait_for("READY")
+    robot = FakeRobot(ros_context, profile)
+    spin_in_background(robot.node, ros_context)
+    time.sleep(0.5)
+    assert robot.transition(Transition.TRANSITION_CONFIGURE), node.output()
+    log = node.output()
+    assert "backend process pid" in log
+    assert "load: scripted backend: ready" in log  # the child's progress lines, forwarded
+    child = int(log.split("backend process pid ")[1].split()[0])
+    assert robot.transition(Transition.TRANSITION_ACTIVATE), node.output()
+    st = robot.wait_status(lambda s: s["state"] == "running" and s["chunks"] >= 3, "running")
+    assert st["timing"]["backend_process"] is True
+    assert st["timing"]["control_loop"] == "thread"
+    n0 = len(robot.commands)
+    time.sleep(0.5)
+    assert len(robot.commands) > n0 + 10, "no command stream"
+    robot.wait_status(lambda s: s["timing"]["obs_to_action_ms_median"] is not None, "latency")
+
+    assert robot.set_param("scripted.fault", "out_of_limit").successful  # reaches the child
+    robot.wait_status(lambda s: "out of limits: left_shoulder" in str(s["reason"]), "limit reason")
+    assert robot.transition(Transition.TRANSITION_DEACTIVATE)
+    assert robot.transition(Transition.TRANSITION_CLEANUP)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError(f"backend process {child} still running after cleanup")
