@@ -315,3 +315,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 # instead of 36). The embedded sim checkpoint uses it: at 16x the simulated cube covers a
 # fraction of one token.
 PRESETS["tiny_f8"] = dict(PRESETS["tiny"], vae_spatial_factor=8)
+# tiny_wide: the tiny video / und experts with a 4x wider action expert (256, FFN 1024): the
+# action tokens are few (state + A + registers), so this adds capacity for precise joint
+# trajectories at little cost per step; the embedded sim checkpoint candidate.
+PRESETS["tiny_wide"] = dict(PRESETS["tiny"], action_hidden_size=256, action_ffn_dim=1024)
