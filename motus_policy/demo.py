@@ -41,6 +41,7 @@ def _bringup(ns) -> tuple[str, dict[str, str]]:
         "image_height": h,
         "image_width": w,
         "strategy": ns.strategy,
+        "n_execute": str(ns.n_execute),
         "mode": ns.mode,
         "instruction": instruction,
         "real_time_factor": str(ns.real_time_factor),
@@ -62,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed-start", type=int, default=HELD_OUT_SEED_START)
     ap.add_argument("--checkpoint", default=str(EMBEDDED_CHECKPOINT), help="Motus checkpoint")
     ap.add_argument("--strategy", default="sync", choices=["sync", "temporal_ensemble", "prefix"])
+    ap.add_argument(
+        "--n-execute", type=int, default=8, help="actions executed per chunk (default 8 of 16)"
+    )
     ap.add_argument("--mode", default="joint", choices=["joint", "vla"])
     ap.add_argument("--image-size", default="240x320", help="sim camera HxW (default 240x320)")
     ap.add_argument("--real-time-factor", type=float, default=1.0)
