@@ -39,7 +39,14 @@ from motus_policy.training.config import (
     TrainConfig,
 )
 
-PRESETS = ("tiny", "tiny_f8", "tiny_wide", "aloha_agilex_2", "ac_one", "robotwin")  # finetune-mode presets
+PRESETS = (
+    "tiny",
+    "tiny_f8",
+    "tiny_wide",
+    "aloha_agilex_2",
+    "ac_one",
+    "robotwin",
+)  # finetune-mode presets
 
 
 def build_parser() -> argparse.ArgumentParser:
