@@ -61,6 +61,13 @@ class PolicyRuntimeConfig:
             "are clamped to it; further out they are rejected (hold)"
         },
     )
+    gripper_limit_tolerance: float = field(
+        default=0.25,
+        metadata={
+            "description": "the same for the grippers, which are driven against their stops "
+            "by design (fraction of the gripper range, [0, 1])"
+        },
+    )
     state_source: str = field(
         default="command",
         metadata={
@@ -131,6 +138,9 @@ class PolicyRuntimeConfig:
         lt = self.limit_tolerance
         if not isinstance(lt, int | float) or not 0 <= lt <= 0.1:
             raise bad("limit_tolerance", "a number in [0, 0.1]")
+        gt = self.gripper_limit_tolerance
+        if isinstance(gt, bool) or not isinstance(gt, int | float) or not 0 <= gt <= 1:
+            raise bad("gripper_limit_tolerance", "a number in [0, 1]")
         if self.state_source not in STATE_SOURCES:
             raise bad("state_source", f"one of {list(STATE_SOURCES)}")
         if not isinstance(self.instruction, str):

@@ -102,6 +102,7 @@ class PolicyRuntime:
                 config.ramp_in_s,
                 config.velocity_scale,
                 config.limit_tolerance,
+                config.gripper_limit_tolerance,
             )
         )
         self.config = config

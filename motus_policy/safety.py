@@ -7,7 +7,10 @@ Policy (clamp vs reject):
   range is **rejected**: hold, reason names the joint, value and limit (clamping it would execute
   a command the model did not mean); a target within that tolerance of a limit is **clamped** to
   the limit and reported (learned policies overshoot the edges of their training range by a
-  hair, e.g. a gripper commanded 1.003 when fully open is 1.0; default 2 % of the range);
+  hair, e.g. a gripper commanded 1.003 when fully open is 1.0; default 2 % of the range). Grippers
+  get a wider band, ``gripper_limit_tolerance`` (default 25 % of the range): a gripper is driven
+  against its own end stops by design, and the tiny sim policy's open-gripper targets of 1.04-1.1
+  otherwise froze the whole robot in 16-63 % of the control ticks (closed_loop_check, prefix);
 * a step larger than ``velocity_max * velocity_scale * dt`` is **clamped** per joint (the
   command moves toward the target at the limit speed; the clamped joints are reported);
 * on activation, after any hold and after an e-stop reset the command is **ramped in**: blended
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from motus_recorder import schema
 from motus_recorder.profile import RobotProfile
 
 
@@ -50,6 +54,8 @@ class SafetyConfig:
     velocity_scale: float = 1.0
     limit_tolerance: float = 0.02
     """Fraction of each joint's range past a limit that is clamped rather than rejected."""
+    gripper_limit_tolerance: float = 0.25
+    """The same for the grippers (indices 6 and 13 of the 14-D layout), in [0, 1]."""
 
     def __post_init__(self) -> None:
         n = len(self.joint_names)
@@ -68,6 +74,10 @@ class SafetyConfig:
             raise ValueError(f"velocity_scale: expected (0, 1], got {self.velocity_scale}")
         if not 0 <= self.limit_tolerance <= 0.1:
             raise ValueError(f"limit_tolerance: expected [0, 0.1], got {self.limit_tolerance}")
+        if not 0 <= self.gripper_limit_tolerance <= 1:
+            raise ValueError(
+                f"gripper_limit_tolerance: expected [0, 1], got {self.gripper_limit_tolerance}"
+            )
 
     @classmethod
     def from_profile(
@@ -77,6 +87,7 @@ class SafetyConfig:
         ramp_in_s: float = 1.0,
         velocity_scale: float = 1.0,
         limit_tolerance: float = 0.02,
+        gripper_limit_tolerance: float = 0.25,
     ) -> SafetyConfig:
         """Limits from ``profile``; dt = 1 / ``control_rate_hz``."""
         return cls(
@@ -88,6 +99,7 @@ class SafetyConfig:
             ramp_in_s,
             velocity_scale,
             limit_tolerance,
+            gripper_limit_tolerance,
         )
 
 
@@ -115,7 +127,10 @@ class SafetyGate:
         self.config = config
         self._lo = np.asarray(config.position_min, dtype=np.float64)
         self._hi = np.asarray(config.position_max, dtype=np.float64)
-        slack = config.limit_tolerance * (self._hi - self._lo)
+        tol = np.full(self._lo.shape, config.limit_tolerance)
+        if len(tol) == schema.STATE_DIM:
+            tol[list(schema.GRIPPER_INDICES)] = config.gripper_limit_tolerance
+        slack = tol * (self._hi - self._lo)
         self._lo_reject, self._hi_reject = self._lo - slack, self._hi + slack
         self._step_max = (
             np.asarray(config.velocity_max) * config.velocity_scale * config.control_period_s

@@ -104,7 +104,8 @@ def test_inactive_gate_holds(profile):
 
 def test_a_hair_past_a_limit_is_clamped_and_reported_further_is_rejected():
     prof = load_profile("aloha_sim")
-    gate = SafetyGate(SafetyConfig.from_profile(prof, 50.0, ramp_in_s=0.0))
+    cfg = SafetyConfig.from_profile(prof, 50.0, ramp_in_s=0.0, gripper_limit_tolerance=0.02)
+    gate = SafetyGate(cfg)
     pose = (prof.position_min + prof.position_max) / 2
     pose[6] = 0.99  # left gripper almost open (range 0..1)
     gate.activate(pose, 0)
@@ -116,3 +117,22 @@ def test_a_hair_past_a_limit_is_clamped_and_reported_further_is_rejected():
     target[6] = 1.05  # 5 % past the limit: rejected, the arm holds
     res = gate.filter(target, 40_000_000)
     assert res.held and "left_gripper = 1.0500 > 1.0000" in res.reason
+
+
+def test_gripper_overshoot_is_clamped_but_arm_overshoot_and_wild_gripper_hold():
+    profile = load_profile("aloha_sim")
+    gate = SafetyGate(SafetyConfig.from_profile(profile, 50.0, ramp_in_s=0.0))
+    pose = np.clip(np.zeros(14), profile.position_min, profile.position_max)
+    pose[[6, 13]] = 0.9
+    gate.activate(pose, 0)
+    target = pose.copy()
+    target[13] = 1.08  # an open gripper predicted 8 % past fully open
+    res = gate.filter(target, 20_000_000)
+    assert not res.held and res.command[13] == pytest.approx(1.0)
+    target[13] = 1.3  # 30 % past: not an overshoot any more
+    res = gate.filter(target, 40_000_000)
+    assert res.held and "right_gripper" in res.reason
+    arm = pose.copy()
+    arm[1] = profile.position_max[1] + 0.05 * (profile.position_max[1] - profile.position_min[1])
+    res = gate.filter(arm, 60_000_000)
+    assert res.held and "left_shoulder" in res.reason
