@@ -12,7 +12,6 @@ Subcommands:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -120,17 +119,18 @@ def cmd_lockstep(ns) -> int:
     try:
         seeds = seed_list(*ns.seeds, ns.episodes)
         h, w = (int(v) for v in ns.image_size.lower().split("x"))
+        profile = with_image_size(load_profile("aloha_sim"), h, w)
+        backend = MotusBackend(profile, ns.checkpoint, device=ns.device)
         runtime = PolicyRuntimeConfig(
-            strategy=ns.strategy, mode=ns.mode, n_execute=ns.n_execute or 1
+            strategy=ns.strategy, mode=ns.mode, n_execute=ns.n_execute or backend.chunk_size
         )
-    except ValueError as exc:
+        config = LockstepConfig(
+            task=ns.task, episode_length_s=ns.episode_length_s, runtime=runtime
+        )
+    except (ValueError, FileNotFoundError) as exc:
         raise SystemExit(f"motus-eval lockstep: {exc}") from None
-    profile = with_image_size(load_profile("aloha_sim"), h, w)
-    backend = MotusBackend(profile, ns.checkpoint, device=ns.device)
     backend.load(lambda line: print(line, flush=True))
-    if not ns.n_execute:
-        runtime = dataclasses.replace(runtime, n_execute=backend.chunk_size)
-    ev = LockstepEvaluator(profile, backend, LockstepConfig(task=ns.task, runtime=runtime))
+    ev = LockstepEvaluator(profile, backend, config)
     bar = tqdm(total=len(seeds), desc=f"lockstep {ns.task}", unit="ep")
     wins = 0
 
@@ -319,6 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
     lk.add_argument("--mode", default="vla", choices=["vla", "joint"])
     lk.add_argument(
         "--n-execute", type=int, default=0, help="actions executed per chunk (0 = all, sync)"
+    )
+    lk.add_argument(
+        "--episode-length-s",
+        type=float,
+        default=0.0,
+        help="sim seconds per episode (default 0 = the profile's, 8 s for transfer_cube)",
     )
     lk.add_argument("--image-size", default="240x320", help="rendered camera HxW")
     lk.add_argument("--device", default="cpu", help="cpu, cuda or auto")

@@ -18,8 +18,6 @@ import dataclasses
 import time
 from collections.abc import Callable, Sequence
 
-import numpy as np
-
 from motus_policy.backend import PolicyBackend
 from motus_policy.config import PolicyRuntimeConfig
 from motus_policy.evaluation.sim_eval import EpisodeOutcome
@@ -91,8 +89,9 @@ class LockstepEvaluator:
         """One episode from ``sim.reset(seed)``; returns its outcome (success, max reward...).
 
         Raises:
-            RuntimeError: the runtime held for a reason other than the ramp-in (a rejected model
-                output, an observation fault): lockstep runs have no reason to hold.
+            RuntimeError: a tick had no command at all (nothing safe was ever sent, e.g. the
+                first chunk was rejected); holds that republish the last command are counted
+                by the runtime (``runtime.holds``) and do not stop the episode.
         """
         sim, rt = self.sim, self.runtime
         t0 = time.monotonic()
@@ -157,7 +156,11 @@ def run_lockstep(
     seeds: Sequence[int],
     on_episode: Callable[[EpisodeOutcome], None] | None = None,
 ) -> list[EpisodeOutcome]:
-    """Run one episode per seed; ``on_episode`` sees each outcome as it completes."""
+    """Run one episode per seed; ``on_episode`` sees each outcome as it completes.
+
+    Raises:
+        RuntimeError: from :meth:`LockstepEvaluator.run_episode`.
+    """
     out = []
     for seed in seeds:
         res = evaluator.run_episode(int(seed))
@@ -165,8 +168,3 @@ def run_lockstep(
         if on_episode is not None:
             on_episode(res)
     return out
-
-
-def success_flags(outcomes: Sequence[EpisodeOutcome]) -> np.ndarray:
-    """Bool (N,) success per episode."""
-    return np.array([o.success for o in outcomes], dtype=bool)

@@ -47,11 +47,12 @@ def test_lockstep_cli_writes_results(tmp_path, capsys):
     rc = eval_main(
         [
             "lockstep", "--checkpoint", "tiny-random", "--seeds", "7:8", "--image-size", "48x64",
-            "--n-execute", "8", "--out", str(tmp_path),
+            "--n-execute", "8", "--episode-length-s", "1.0", "--out", str(tmp_path),
         ]
     )  # fmt: skip
     assert rc == 0
     summary = json.loads((tmp_path / "sim_eval.json").read_text())
     assert summary["episodes"] == 1 and summary["outcomes"][0]["seed"] == 7
+    assert summary["outcomes"][0]["sim_duration_s"] == pytest.approx(1.0)
     k = summary["successes"]
     assert f"policy (lockstep) on transfer_cube: success {k}/1" in capsys.readouterr().out
