@@ -10,6 +10,13 @@ Tiny preset on a CPU: decode the videos once and encode every sample's frozen fe
     python -m motus_policy.train --config tiny --data data/motus --out runs/tiny \
         --max-steps 3000 --precompute-features
 
+Tiny preset with a VAE trained on your frames first (``python -m motus_policy.train_vae``;
+otherwise the tiny encoders are random networks built in code)::
+
+    python -m motus_policy.train_vae --data data/motus --out runs/vae
+    python -m motus_policy.train --config tiny --data data/motus --out runs/tiny \
+        --encoders runs/vae/encoders --precompute-features
+
 Many GPUs on one host (PyTorch DDP; one process per GPU, ``--batch-size`` is per GPU)::
 
     torchrun --standalone --nproc_per_node 8 -m motus_policy.train \
@@ -83,7 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--encoders",
         default=None,
         metavar="DIR",
-        help="save_pretrained folder providing VAE/T5/VLM for non-tiny presets",
+        help="save_pretrained folder providing VAE/T5/VLM: required for non-tiny presets; for "
+        "tiny presets, e.g. the encoders folder of `python -m motus_policy.train_vae` (default: "
+        "random tiny encoders built in code)",
     )
     g.add_argument(
         "--init-transition",
