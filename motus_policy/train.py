@@ -165,6 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
     o.add_argument("--cycle-length", type=int, default=d.cycle_length)
     o.add_argument("--seed", type=int, default=d.seed)
+    o.add_argument(
+        "--action-loss-weight",
+        type=float,
+        default=None,
+        help="weight of the action MSE against the video MSE (default: the checkpoint's / "
+        "preset's, 1.0 as in the reference)",
+    )
     o.add_argument("--device", default=d.device, choices=DEVICES)
     v = p.add_argument_group("logging, validation, checkpoints")
     v.add_argument("--val-episodes", type=int, default=d.val_episodes)
@@ -214,6 +221,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         device=args.device,
         vla_steps=args.vla_steps,
         plot=not args.no_plot,
+        action_loss_weight=args.action_loss_weight,
     )
 
 

@@ -123,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.out}/encoders"
     )
     summary["encoders"] = str(folder)
-    print("VAE_SUMMARY " + json.dumps({k: summary[k] for k in ("encoders", "train_s", "held_out")}))
+    print(
+        "VAE_SUMMARY " + json.dumps({k: summary[k] for k in ("encoders", "train_s", "held_out")})
+    )
     return 0
 
 

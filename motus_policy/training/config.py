@@ -72,6 +72,8 @@ class TrainConfig:
         device: "auto" (cuda when available), "cpu" or "cuda".
         vla_steps: Euler steps of the validation ``vla`` prediction.
         plot: write a PNG of predicted vs true actions at each validation.
+        action_loss_weight: overrides the network config's weight of the action MSE in the
+            loss (None keeps it; the reference's is 1.0, §2.1). Saved with the checkpoint.
     """
 
     preset: str = "tiny"
@@ -111,6 +113,7 @@ class TrainConfig:
     device: str = "auto"
     vla_steps: int = 10
     plot: bool = True
+    action_loss_weight: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_roots", tuple(str(r) for r in self.data_roots))
@@ -150,6 +153,8 @@ class TrainConfig:
         for name in ("f_start", "f_max", "f_min"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}: expected > 0, got {getattr(self, name)}")
+        if self.action_loss_weight is not None and not self.action_loss_weight > 0:
+            raise ValueError(f"action_loss_weight: expected > 0, got {self.action_loss_weight}")
         if self.vla_steps <= 0:
             raise ValueError(f"vla_steps: expected > 0, got {self.vla_steps}")
         for name, allowed in (

@@ -206,6 +206,10 @@ class Trainer:
             )
             rate = action_rate_hz(list(cfg.data_roots), policy.model.config.global_downsample_rate)
             policy.config = dataclasses.replace(policy.config, action_rate_hz=rate)
+        if cfg.action_loss_weight is not None:
+            policy.model.config = dataclasses.replace(
+                policy.model.config, action_loss_weight=float(cfg.action_loss_weight)
+            )
         mcfg = policy.model.config
         source = cfg.text_source
         if source == "auto":  # UMT5-XXL width: dataset .pt where present, else our T5

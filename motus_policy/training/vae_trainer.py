@@ -159,7 +159,9 @@ class ClipSampler:
     def batch(self, size: int) -> torch.Tensor:
         """float (size, 3, F, H, W) in [-1, 1], episodes and starts drawn uniformly."""
         es = self.rng.integers(0, len(self.episodes), size)
-        return torch.stack([self.clip(e, int(self.rng.integers(0, len(self.episodes[e])))) for e in es])
+        return torch.stack(
+            [self.clip(e, int(self.rng.integers(0, len(self.episodes[e])))) for e in es]
+        )
 
 
 def median_frame(episodes: list[np.ndarray], n: int = 256, seed: int = 0) -> torch.Tensor:
@@ -247,7 +249,9 @@ def save_reconstructions(vae, sampler: ClipSampler, path: Path, n: int = 4) -> P
                 ax = axes[row, 2 * j + k]
                 ax.imshow(((img[0, :, f].permute(1, 2, 0) + 1) / 2).numpy())
                 ax.set_axis_off()
-                ax.set_title(f"{'input' if row == 0 else 'decoded'} ep{e} f{start}+{f}", fontsize=7)
+                ax.set_title(
+                    f"{'input' if row == 0 else 'decoded'} ep{e} f{start}+{f}", fontsize=7
+                )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -304,7 +308,9 @@ def train_vae(cfg: VAETrainConfig, progress: bool = True) -> tuple[MotusVAE, dic
     train_s = time.perf_counter() - t0
     net.eval().requires_grad_(False)
     mean, std = latent_stats(net, train, cfg.stats_clips, cfg.batch_size)
-    vae = MotusVAE(dataclasses.replace(base, latents_mean=tuple(mean), latents_std=tuple(std)), net)
+    vae = MotusVAE(
+        dataclasses.replace(base, latents_mean=tuple(mean), latents_std=tuple(std)), net
+    )
     held_out = evaluate(net, val, background, cfg)
     save_reconstructions(net, val, out / "reconstructions.png")
     summary = {

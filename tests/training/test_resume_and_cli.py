@@ -119,3 +119,18 @@ def test_resume_reproduces_the_uninterrupted_losses_bit_exactly(tiny_dataset, tm
     )  # fmt: skip
     chunk = policy.predict(obs, mode="vla", num_steps=2, seed=0)
     assert chunk.actions.shape == (16, 14) and np.isfinite(chunk.actions).all()
+
+
+def test_action_loss_weight_scales_the_action_term_and_is_saved(tiny_dataset, tmp_path):
+    with pytest.raises(ValueError, match="action_loss_weight: expected > 0, got 0.0"):
+        TrainConfig(data_roots=("x",), action_loss_weight=0.0)
+    out = tmp_path / "weighted"
+    Trainer(TrainConfig(
+        preset="tiny", data_roots=(str(tiny_dataset),), batch_size=2, samples_per_episode=2,
+        device="cpu", log_every=1, feature_cache="", max_steps=2, val_every=0, plot=False,
+        out_dir=str(out), action_loss_weight=5.0,
+    )).run()  # fmt: skip
+    rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    for r in rows:
+        assert r["loss"] == pytest.approx(r["video_loss"] + 5.0 * r["action_loss"], rel=1e-5)
+    assert MotusPolicy.from_pretrained(out / "final").model.config.action_loss_weight == 5.0
