@@ -157,7 +157,7 @@ class ClipSampler:
         return x / 127.5 - 1.0
 
     def batch(self, size: int) -> torch.Tensor:
-        """float (size, 3, F, H, W) in [-1, 1], episodes and starts drawn uniformly."""
+        """Float (size, 3, F, H, W) in [-1, 1], episodes and starts drawn uniformly."""
         es = self.rng.integers(0, len(self.episodes), size)
         return torch.stack(
             [self.clip(e, int(self.rng.integers(0, len(self.episodes[e])))) for e in es]
