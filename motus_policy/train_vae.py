@@ -101,27 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"train_vae: {e}", file=sys.stderr)
         return 2
-    import torch
-
-    from motus_policy.model.encoders.tiny import build_tiny_encoders
-    from motus_policy.model.modeling_motus import MotusModel
-    from motus_policy.model.pipeline import MotusPolicy, PolicyConfig
-    from motus_policy.training.vae_trainer import train_vae
+    from motus_policy.training.vae_trainer import save_encoders, train_vae
 
     vae, summary = train_vae(cfg, progress=not args.quiet)
-    _, text, vlm = build_tiny_encoders(
-        seed=args.seed,
-        text_dim=preset.text_dim,
-        vlm_dim=preset.vlm_hidden_size,
-        context_len=preset.text_len,
-        vae_config=vae.config,
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(args.seed)
-        model = MotusModel(preset)
-    folder = MotusPolicy(model, vae, text, vlm, None, PolicyConfig()).save_pretrained(
-        f"{args.out}/encoders"
-    )
+    folder = save_encoders(vae, preset, args.seed, f"{args.out}/encoders")
     summary["encoders"] = str(folder)
     print(
         "VAE_SUMMARY " + json.dumps({k: summary[k] for k in ("encoders", "train_s", "held_out")})

@@ -258,6 +258,39 @@ def save_reconstructions(vae, sampler: ClipSampler, path: Path, n: int = 4) -> P
     return path
 
 
+def save_encoders(vae: MotusVAE, preset, seed: int, directory: str | Path) -> Path:
+    """Write an encoders folder for ``python -m motus_policy.train --encoders``.
+
+    A ``save_pretrained`` folder holding ``vae``, the tiny T5 and Qwen3-VL of
+    ``build_tiny_encoders(seed)`` (the weights a tiny run without ``--encoders`` gets) and a
+    fresh ``MotusModel(preset)``, which ``--encoders`` ignores.
+
+    Args:
+        vae: the trained VAE.
+        preset: the tiny ``MotusConfig`` the encoders are for (text / VLM widths).
+        seed: seed of the tiny T5 / Qwen3-VL and of the placeholder network.
+        directory: output folder.
+
+    Returns:
+        The folder written.
+    """
+    from motus_policy.model.encoders.tiny import build_tiny_encoders
+    from motus_policy.model.modeling_motus import MotusModel
+    from motus_policy.model.pipeline import MotusPolicy, PolicyConfig
+
+    _, text, vlm = build_tiny_encoders(
+        seed=seed,
+        text_dim=preset.text_dim,
+        vlm_dim=preset.vlm_hidden_size,
+        context_len=preset.text_len,
+        vae_config=vae.config,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = MotusModel(preset)
+    return MotusPolicy(model, vae, text, vlm, None, PolicyConfig()).save_pretrained(directory)
+
+
 def train_vae(cfg: VAETrainConfig, progress: bool = True) -> tuple[MotusVAE, dict]:
     """Fit the tiny VAE to the recorded frames.
 
