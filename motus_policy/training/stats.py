@@ -87,6 +87,11 @@ def resolve_stats(config: TrainConfig) -> tuple[NormalizationStats | None, str]:
             f"stats_key {key!r}: not in stat.json of {list(config.data_roots)} "
             f"(entries: {sorted(available)})"
         )
+    files = sorted({str(f) for f in map(_stat_file, config.data_roots) if f is not None})
+    log.info(
+        "normalisation: min-max stats %r from %s (a root's stat.json covers every task recorded "
+        "under it)", key, ", ".join(files),
+    )  # fmt: skip
     return available[key], key
 
 
