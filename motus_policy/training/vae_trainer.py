@@ -77,7 +77,7 @@ class VAETrainConfig:
     clip_frames: int = 5
     frame_stride: int = 6
     batch_size: int = 8
-    max_steps: int = 600
+    max_steps: int = 800
     lr: float = 1e-3
     warmup_steps: int = 30
     kl_weight: float = 1e-4
@@ -305,6 +305,7 @@ def train_vae(cfg: VAETrainConfig, progress: bool = True) -> tuple[MotusVAE, dic
 
     Raises:
         ValueError: no episodes, or fewer than ``val_episodes + 1`` episodes.
+        FloatingPointError: a step's loss is NaN or infinite (nothing is written).
     """
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
