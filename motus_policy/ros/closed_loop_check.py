@@ -76,7 +76,7 @@ class _Monitor(Node):
         self.clock_ns = 0
         self.status: dict = {}
         self.cmds: dict[str, list[tuple[int, np.ndarray]]] = {a.name: [] for a in profile.arms}
-        self.states: list[np.ndarray] = []
+        self.states: dict[str, list[np.ndarray]] = {a.name: [] for a in profile.arms}
         for arm in profile.arms:
             names = [*arm.joint_names, arm.gripper.joint_name]
             self.create_subscription(
@@ -85,17 +85,18 @@ class _Monitor(Node):
                 functools.partial(self._cmd, arm.name, names),
                 50,
             )
-        left = profile.arms[0]
-        lnames = [*left.joint_names, left.gripper.joint_name]
-        self.create_subscription(
-            JointState,
-            left.state_topic,
-            lambda m: self.states.append(msg_to_positions(m, lnames)),
-            50,
-        )
+            self.create_subscription(
+                JointState,
+                arm.state_topic,
+                functools.partial(self._state, arm.name, list(arm.joint_names)),
+                50,
+            )
         self.create_subscription(Clock, profile.clock_topic, self._on_clock, 50)
         self.create_subscription(String, f"/{POLICY_NODE}/status", self._on_status, 10)
         self.params = self.create_client(SetParameters, f"/{POLICY_NODE}/set_parameters")
+
+    def _state(self, arm: str, names: list[str], msg: JointState) -> None:
+        self.states[arm].append(msg_to_positions(msg, names))
 
     def _cmd(self, arm: str, names: list[str], msg: JointState) -> None:
         self.cmds[arm].append((time_to_ns(msg.header.stamp), msg_to_positions(msg, names)))
@@ -138,9 +139,9 @@ def _analyse(report: StrategyReport, mon: _Monitor, period_ns: int) -> None:
                 or np.any(q > arm_hi[arm] + 1e-9)
             ):
                 report.unsafe_commands += 1
-    if len(mon.states) > 1:
-        s = np.stack(mon.states)[:, :6]
-        report.arm_travel_rad = float(np.abs(np.diff(s, axis=0)).sum())
+    for states in mon.states.values():  # measured arm joints (no gripper), every arm
+        if len(states) > 1:
+            report.arm_travel_rad += float(np.abs(np.diff(np.stack(states), axis=0)).sum())
     report.status = dict(mon.status)
 
 
@@ -173,7 +174,8 @@ def run_check(
                 _wait_running(mon, ex, runner, timeout_s=120)
                 for c in mon.cmds.values():
                     c.clear()
-                mon.states.clear()
+                for states in mon.states.values():
+                    states.clear()
                 rep = StrategyReport(strategy)
                 t_wall, t0 = time.monotonic(), mon.clock_ns
                 while mon.clock_ns - t0 < seconds * 1e9:

@@ -21,5 +21,5 @@ def test_policy_controls_the_sim_in_each_strategy(ros_env, tmp_path):
         # without the priority, README); under a parallel test run the stream must keep flowing.
         assert r.commands >= 0.5 * 4.0 * 50, r.row()
         assert r.unsafe_commands == 0, r.row()
-        assert r.arm_travel_rad > 0.05, r.row()  # the policy moved the arm
+        assert r.arm_travel_rad > 0.05, r.row()  # the policy moved the arms (measured, both)
         assert r.status.get("chunks", 0) >= 2, r.row()
