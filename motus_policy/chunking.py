@@ -1,6 +1,7 @@
 """Chunk execution strategies: turn timestamped action chunks into a control-rate target.
 
-Action ``k`` of a chunk is due at ``t0 + (k + 1) * period`` (:mod:`motus_policy.types`). Actions
+Action ``k`` of a chunk is due at ``t0 + (k + 1) * period`` (:mod:`motus_policy.types`). In
+``temporal_ensemble`` and ``prefix``, where the arm keeps moving during inference, actions
 whose time has passed when the chunk arrives are dropped, never executed late (as
 joint_trajectory_controller discards past waypoints, anchors.md §2.6). Each new plan starts from
 an anchor knot at the arrival time holding the current target, so the command is continuous;
@@ -9,7 +10,8 @@ between knots the target is interpolated linearly (:mod:`motus_policy.interpolat
 Strategies:
 
 * ``sync`` — execute the first ``n_execute`` actions, then re-plan; the arm holds the last target
-  while the next chunk is computed (the official Motus / openpi ``ActionChunkBroker`` behaviour).
+  while the next chunk is computed, and the chunk's first action is due one period after it
+  arrives (the official Motus / openpi ``ActionChunkBroker`` behaviour).
 * ``temporal_ensemble`` — re-plan every action period; the target at time t is the weighted mean
   of every chunk covering t with ``w_i = exp(-m i)``, ``w_0`` the *oldest* prediction (ACT,
   Zhao et al. 2023, Algorithm 2; the weighting LeRobot fixed in PR #319, anchors.md §2.4).
@@ -156,7 +158,12 @@ class ChunkScheduler:
             stamps = chunk.stamps_ns
             actions = np.asarray(chunk.actions, dtype=np.float64)
             if self.strategy == "sync":
-                stamps, actions = stamps[: self.n_execute], actions[: self.n_execute]
+                # The arm held the last target while this chunk was computed, so the observation
+                # still describes it: the chunk starts at its arrival, as openpi's
+                # ActionChunkBroker executes it. Dropping "late" actions here would stop the arm
+                # for good once the latency exceeds n_execute periods (every action dropped).
+                actions = actions[: self.n_execute]
+                stamps = now_ns + self.period_ns * np.arange(1, self.n_execute + 1, dtype=np.int64)
             keep = stamps > now_ns
             dropped = int(np.count_nonzero(~keep))
             self.dropped_actions += dropped
@@ -177,6 +184,8 @@ class ChunkScheduler:
             self._last_chunk_ns = now_ns
             if self.strategy == "temporal_ensemble":
                 self._replan_at_ns = now_ns + self.period_ns
+            elif self.strategy == "sync":
+                self._replan_at_ns = int(stamps[-1])
             else:
                 self._replan_at_ns = int(chunk.stamps_ns[self.n_execute - 1])
             return dropped

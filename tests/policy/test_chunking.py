@@ -48,8 +48,20 @@ def test_sync_executes_n_then_replans_and_holds_meanwhile():
     assert s.target(T + 7 * P)[0] == 3.0  # holds the n-th action, never executes action 4+
 
 
+def test_sync_starts_a_late_chunk_at_its_arrival():
+    """The arm held still during inference, so nothing is stale: even a chunk later than its
+    n_execute actions is executed in full from its arrival (else the arm never moves)."""
+    s = ChunkScheduler("sync", P, A, n_execute=4)
+    ticket, _ = s.begin_request(T)
+    now = T + 10 * P + P // 2  # later than all four executed actions
+    assert s.add_chunk(_chunk(T), now, ticket, start=np.full(14, -1.0)) == 0
+    assert s.target(now)[0] == -1.0
+    assert s.target(now + P)[0] == 0.0 and s.target(now + 4 * P)[0] == 3.0
+    assert not s.wants_inference(now + 4 * P - 1) and s.wants_inference(now + 4 * P)
+
+
 def test_past_actions_are_dropped_not_executed_late():
-    s = ChunkScheduler("sync", P, A, n_execute=8)
+    s = ChunkScheduler("prefix", P, A, n_execute=8)
     ticket, _ = s.begin_request(T)
     now = T + 2 * P + P // 2  # chunk arrives after actions 0 and 1 were due
     dropped = s.add_chunk(_chunk(T), now, ticket, start=np.full(14, 5.0))
