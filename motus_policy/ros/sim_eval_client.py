@@ -138,6 +138,8 @@ class SimEvalClient:
         self._success = bool(msg.data)
 
     def _on_reward(self, msg: Float64) -> None:
+        if self._start_ns is not None and self._clock_ns < self._start_ns:
+            return  # published before this episode's reset (the clock has not reached it yet)
         self._reward = max(self._reward, float(msg.data))
         if self._start_ns is not None:
             self._curve.append(((self._clock_ns - self._start_ns) / 1e9, float(msg.data)))
