@@ -24,6 +24,7 @@ import json
 import logging
 import sys
 
+from motus_policy.train import PRESETS
 from motus_policy.training.vae_trainer import VAETrainConfig
 
 
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--config",
         default="tiny",
-        choices=("tiny", "tiny_f8", "tiny_wide"),
+        choices=[p for p in PRESETS if p.startswith("tiny")],
         help="tiny preset the encoders are for (sets H, W and the VAE factor; default tiny)",
     )
     p.add_argument("--max-steps", type=int, default=d.max_steps)

@@ -162,6 +162,15 @@ class TaskFolder:
         )
 
 
+def complete_episodes(roots) -> list[tuple[TaskFolder, int]]:
+    """``(task folder, episode index)`` of every complete episode under ``roots``.
+
+    Order: roots as given, task folders as :func:`find_tasks` sorts them, indices ascending.
+    """
+    return [(TaskFolder(t), i) for root in roots for t in find_tasks(root)
+            for i in TaskFolder(t).episode_indices()]  # fmt: skip
+
+
 def _check_episode(task: TaskFolder, i: int, decode: bool) -> list[str]:
     problems = []
     qpath = task.path / "qpos" / f"{i}.pt"

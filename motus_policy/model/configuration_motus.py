@@ -312,10 +312,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 # tiny_f8: the tiny widths with an 8x (instead of 16x) tiny VAE ("f8" as in the latent-diffusion
 # naming): 128x96 images -> 16x12 latent cells -> 8x6 tokens per latent frame (144 video tokens
-# instead of 36). The embedded sim checkpoint uses it: at 16x the simulated cube covers a
-# fraction of one token.
+# instead of 36): a sim candidate with 4x the tokens per frame (the embedded checkpoint is
+# `tiny`; see its model card for the measured comparison).
 PRESETS["tiny_f8"] = dict(PRESETS["tiny"], vae_spatial_factor=8)
 # tiny_wide: the tiny video / und experts with a 4x wider action expert (256, FFN 1024): the
 # action tokens are few (state + A + registers), so this adds capacity for precise joint
-# trajectories at little cost per step; the embedded sim checkpoint candidate.
+# trajectories at little cost per step (a sim candidate; see the embedded model card).
 PRESETS["tiny_wide"] = dict(PRESETS["tiny"], action_hidden_size=256, action_ffn_dim=1024)

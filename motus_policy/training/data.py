@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from motus_policy.model.pipeline import safe_range
 from motus_recorder.composite import resize_pad
-from motus_recorder.dataset import Episode, TaskFolder, find_tasks
+from motus_recorder.dataset import Episode, complete_episodes
 
 
 def sample_indices(n_frames: int, c: int, a: int, g: int, r: int, f: int) -> tuple[list, list]:
@@ -104,10 +104,7 @@ class MotusEpisodeDataset(Dataset):
         self.stats, self.text_len, self.vlm_fn = stats, text_len, vlm_fn
         self.require_embedding = require_embedding
         self.samples_per_episode = samples_per_episode
-        self.episodes = [
-            (TaskFolder(t), i) for root in roots for t in find_tasks(root)
-            for i in TaskFolder(t).episode_indices()
-        ]  # fmt: skip
+        self.episodes = complete_episodes(roots)
         if not self.episodes:
             raise ValueError(f"no complete episodes under {list(map(str, roots))}")
         self.seed, self._worker = seed, None

@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from motus_policy.model.encoders.vae import MotusVAE, VAEConfig
 from motus_recorder.composite import resize_pad
-from motus_recorder.dataset import TaskFolder, find_tasks
+from motus_recorder.dataset import complete_episodes
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +123,7 @@ def load_frames(
     Raises:
         ValueError: no complete episode under ``roots``.
     """
-    episodes = [(TaskFolder(t), i) for r in roots for t in find_tasks(r)
-                for i in TaskFolder(t).episode_indices()]  # fmt: skip
+    episodes = complete_episodes(roots)
     if not episodes:
         raise ValueError(f"no complete episodes under {list(roots)}")
     out = []
@@ -214,7 +213,12 @@ def latent_stats(vae, sampler: ClipSampler, n: int, batch: int) -> tuple[list, l
 
 @torch.no_grad()
 def evaluate(vae, sampler: ClipSampler, background, cfg: VAETrainConfig) -> dict:
-    """Reconstruction error on held-out clips (every 24th start of every held-out episode)."""
+    """Reconstruction error on clips starting at every 24th frame of ``sampler``'s episodes.
+
+    Returns:
+        ``{"l1": mean |x_hat - x|, "psnr_db": mean per-clip PSNR, "foreground_l1": mean
+        |x_hat - x| on foreground pixels (None if there are none)}``, pixels in [0, 1] units.
+    """
     l1s, psnrs, fg_l1s = [], [], []
     for e in range(len(sampler.episodes)):
         for start in range(0, len(sampler.episodes[e]), 24):
