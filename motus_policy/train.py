@@ -125,6 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--samples-per-episode", type=int, default=d.samples_per_episode)
     g.add_argument(
+        "--max-episodes",
+        type=int,
+        default=d.max_episodes,
+        help="train on the first N complete episodes only (roots in the order given, indices "
+        "ascending; the validation episodes are the last of these), e.g. for a "
+        "success-vs-demonstrations curve; 0 = all (default)",
+    )
+    g.add_argument(
         "--num-workers",
         type=int,
         default=d.num_workers,
@@ -204,6 +212,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         cycle_length=args.cycle_length,
         seed=args.seed,
         samples_per_episode=args.samples_per_episode,
+        max_episodes=args.max_episodes,
         val_episodes=args.val_episodes,
         val_samples=args.val_samples,
         val_every=args.val_every,

@@ -45,6 +45,9 @@ class TrainConfig:
         f_start, f_max, f_min: schedule factors at step 0, end of warm-up, end of the cycle.
         seed: seeds model init, data sampling and noise (rank r uses its own noise stream).
         samples_per_episode: items per episode and epoch (one random condition index each).
+        max_episodes: use only the first N complete episodes in dataset order (roots as given,
+            indices ascending; validation ones included), e.g. for a success-vs-demonstrations
+            curve; 0 uses all.
         val_episodes: episodes held out for validation (the last ones in dataset order).
         val_samples: held-out items evaluated at each validation.
         val_every: steps between validations (0 disables).
@@ -96,6 +99,7 @@ class TrainConfig:
     f_min: float = 0.4
     seed: int = 0
     samples_per_episode: int = 100
+    max_episodes: int = 0
     val_episodes: int = 1
     val_samples: int = 8
     val_every: int = 500
@@ -127,7 +131,10 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name}: expected a positive int, got {value!r}")
-        non_negative = ("warmup_steps", "val_episodes", "val_every", "save_every", "num_workers")
+        non_negative = (
+            "warmup_steps", "val_episodes", "val_every", "save_every", "num_workers",
+            "max_episodes",
+        )  # fmt: skip
         for name in non_negative:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:

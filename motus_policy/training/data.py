@@ -71,12 +71,13 @@ class MotusEpisodeDataset(Dataset):
         vlm_fn: optional ``(text, uint8 HWC image at raw resolution) -> dict of tensors`` (the
             Qwen3-VL processor, owned by the model package); its output becomes ``vlm_inputs``.
         require_embedding: raise when an episode has no UMT5 embedding (else zeros).
+        max_episodes: keep only the first N complete episodes (0 keeps all).
 
     Items are read from disk per call (one PyAV seek + decode per item) unless :meth:`preload`
     was called, after which they come from RAM and are bit-identical.
 
     Raises:
-        ValueError: A != F*r, or no complete episode found.
+        ValueError: A != F*r, no complete episode found, or fewer than ``max_episodes``.
     """
 
     def __init__(
@@ -93,6 +94,7 @@ class MotusEpisodeDataset(Dataset):
         seed: int = 0,
         vlm_fn: Callable[[str, np.ndarray], dict[str, torch.Tensor]] | None = None,
         require_embedding: bool = True,
+        max_episodes: int = 0,
     ):
         if action_chunk != video_frames * video_ratio:
             raise ValueError(
@@ -107,6 +109,13 @@ class MotusEpisodeDataset(Dataset):
         self.episodes = complete_episodes(roots)
         if not self.episodes:
             raise ValueError(f"no complete episodes under {list(map(str, roots))}")
+        if max_episodes:
+            if max_episodes > len(self.episodes):
+                raise ValueError(
+                    f"max_episodes: asked for {max_episodes}, but only {len(self.episodes)} "
+                    f"complete episodes are under {list(map(str, roots))}"
+                )
+            self.episodes = self.episodes[:max_episodes]
         self.seed, self._worker = seed, None
         self.rng = np.random.default_rng(seed)
         self._loaded: dict[int, tuple[Episode, np.ndarray, np.ndarray | None]] = {}

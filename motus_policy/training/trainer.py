@@ -123,6 +123,7 @@ class Trainer:
             seed=config.seed,
             vlm_fn=keep_raw_composite if self.policy.config.vlm_image == "composite" else None,
             require_embedding=self.text_source == "dataset",
+            max_episodes=config.max_episodes,
         )
         self.train_set, self.val_set = self._split()
         cache = config.feature_cache

@@ -116,3 +116,18 @@ def test_stat_json_is_found_at_the_dataset_root_above_a_task_folder(tmp_path):
     (tmp_path / "sim" / "stat.json").write_text(json.dumps({"aloha_sim": entry}))
     got = read_stats([str(tmp_path / "sim" / "transfer_cube")])
     assert list(got) == ["aloha_sim"] and got["aloha_sim"].max.tolist() == [2.0] * 14
+
+
+def test_max_episodes_keeps_the_first_episodes_and_refuses_more_than_exist(tiny_dataset):
+    def dataset(n: int) -> MotusEpisodeDataset:
+        return MotusEpisodeDataset(
+            [tiny_dataset], None, action_chunk=16, downsample=3, video_ratio=2, video_frames=8,
+            image_hw=(128, 96), text_len=8, require_embedding=False, max_episodes=n,
+        )  # fmt: skip
+
+    every = dataset(0)
+    first_two = dataset(2)
+    assert [i for _, i in first_two.episodes] == [i for _, i in every.episodes[:2]]
+    assert first_two.n_frames(1) == every.n_frames(1)
+    with pytest.raises(ValueError, match="asked for 4, but only 3 complete episodes"):
+        dataset(4)
