@@ -45,6 +45,15 @@ class PolicyBackend(Protocol):
         """Number of actions A per chunk (48 for the aloha/ac_one configs, 16 for RoboTwin)."""
         ...
 
+    @property
+    def qpos_source(self) -> str | None:
+        """What the training data's qpos held ("command" / "state"; None when unknown).
+
+        "command": commanded joint positions (the recorder's default); "state": measured
+        joint states. The runtime's ``state_source: auto`` follows it.
+        """
+        ...
+
     def load(self, progress: Callable[[str], None] | None = None) -> None:
         """Load weights and warm up; ``progress`` receives human-readable progress lines.
 

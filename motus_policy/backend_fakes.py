@@ -48,6 +48,7 @@ class ScriptedConfig:
             thread in the same process, see ``benchmark_node``.
         num_frames: imagined frames per chunk in frame modes; frame_hw their (H, W).
         fault: "" | "nan" (action 0..A of joint 0 are NaN) | "out_of_limit" (joint 1 at 10 rad).
+        qpos_source: the training qpos this fake claims ("command" / "state"; "" = unknown).
     """
 
     action_rate_hz: float = 25.0
@@ -59,12 +60,17 @@ class ScriptedConfig:
     num_frames: int = 4
     frame_hw: tuple[int, int] = (48, 64)
     fault: str = ""
+    qpos_source: str = ""
 
     def __post_init__(self) -> None:
         if self.action_rate_hz <= 0 or self.chunk_size < 1 or self.latency_s < 0:
             raise ValueError(f"bad ScriptedConfig {self}")
         if self.fault not in FAULTS:
             raise ValueError(f"fault: expected one of {list(FAULTS)}, got {self.fault!r}")
+        if self.qpos_source not in ("", "command", "state"):
+            raise ValueError(
+                f"qpos_source: expected '', 'command' or 'state', got {self.qpos_source!r}"
+            )
 
 
 class ScriptedBackend:
@@ -94,6 +100,11 @@ class ScriptedBackend:
     def chunk_size(self) -> int:
         """Actions per chunk from the config."""
         return self.config.chunk_size
+
+    @property
+    def qpos_source(self) -> str | None:
+        """The config's claimed training qpos (None when "")."""
+        return self.config.qpos_source or None
 
     def load(self, progress: Callable[[str], None] | None = None) -> None:
         """Nothing to load; reports two progress lines."""

@@ -83,6 +83,19 @@ class MotusBackend:
             return MotusConfig.from_dict(json.load(f)["motus"]).action_chunk_size
 
     @property
+    def qpos_source(self) -> str | None:
+        """The checkpoint's training qpos ("command" / "state"), from its config.json.
+
+        None when it does not say (official checkpoints, ours from before the field).
+        """
+        if self.policy is not None:
+            return self.policy.config.qpos_source
+        if self.checkpoint == TINY_RANDOM:
+            return None
+        with open(Path(self.checkpoint) / "config.json", encoding="utf-8") as f:
+            return json.load(f)["policy"].get("qpos_source")
+
+    @property
     def video_frame_offsets_ns(self) -> tuple[int, ...]:
         """Frame j (0-based) at ``(j + 1) * r * action period`` (reference §3.2; needs load)."""
         if self.policy is None:

@@ -114,6 +114,7 @@ def _describe(backend: Any) -> dict:
     props = {
         "action_rate_hz": float(backend.action_rate_hz),
         "chunk_size": int(backend.chunk_size),
+        "qpos_source": backend.qpos_source,
     }
     try:
         props["video_frame_offsets_ns"] = tuple(getattr(backend, "video_frame_offsets_ns", ()))
@@ -283,6 +284,11 @@ class RemoteBackend:
     def chunk_size(self) -> int:
         """The wrapped backend's chunk size A, mirrored at start and after load."""
         return self._props["chunk_size"]
+
+    @property
+    def qpos_source(self) -> str | None:
+        """The wrapped backend's training qpos source, mirrored at start and after load."""
+        return self._props["qpos_source"]
 
     @property
     def video_frame_offsets_ns(self) -> tuple[int, ...]:

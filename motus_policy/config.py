@@ -8,12 +8,16 @@ from dataclasses import dataclass, field, fields
 from motus_policy.backend import MODES
 
 STRATEGIES = ("sync", "temporal_ensemble", "prefix")
-STATE_SOURCES = ("command", "measured")
+STATE_SOURCES = ("auto", "command", "measured")
 """The model's state input must match what the training data's qpos held (recorder
 ``qpos_source``): ``command`` = the last command this node published (the recorder default,
 reference §4.1 ``joint_action``; before the first command, the measured pose), ``measured`` =
-the joint states. On a gripper holding an object the two differ by the object's width (about
-0.6 of the normalised range on the simulated cube)."""
+the joint states, ``auto`` = what the checkpoint says its training qpos held (the backend's
+``qpos_source``; ``command`` when the checkpoint does not say, e.g. official ones). On a gripper
+holding an object the two differ by the object's width (about 0.6 of the normalised range on
+the simulated cube)."""
+QPOS_TO_STATE_SOURCE = {"command": "command", "state": "measured"}
+"""Recorder ``qpos_source`` -> the state source that reproduces it at run time."""
 OUTPUT_INTERFACES = ("profile", "joint_state", "joint_trajectory")
 
 
@@ -69,10 +73,11 @@ class PolicyRuntimeConfig:
         },
     )
     state_source: str = field(
-        default="command",
+        default="auto",
         metadata={
             "description": "state given to the model: 'command' = the last published command "
-            "(what the recorder's default qpos holds), 'measured' = the joint states"
+            "(what the recorder's default qpos holds), 'measured' = the joint states, 'auto' = "
+            "what the checkpoint's training data held (command when it does not say)"
         },
     )
     watchdog_inference_s: float = field(

@@ -19,6 +19,7 @@ inference on the worker thread (:mod:`motus_policy.worker`).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -27,12 +28,14 @@ import numpy as np
 
 from motus_policy.backend import ACTION_MODES, FRAME_MODES, PolicyBackend
 from motus_policy.chunking import ChunkScheduler
-from motus_policy.config import PolicyRuntimeConfig
+from motus_policy.config import QPOS_TO_STATE_SOURCE, PolicyRuntimeConfig
 from motus_policy.observation import ObservationAssembler, ObservationConfig
 from motus_policy.safety import SafetyConfig, SafetyGate
 from motus_policy.types import ActionChunk, Observation
 from motus_policy.worker import MAX_CONSECUTIVE_ERRORS, InferenceWorker, InferSettings
 from motus_recorder.profile import RobotProfile
+
+log = logging.getLogger(__name__)
 
 RUNTIME_SETTABLE = (
     "strategy",
@@ -147,7 +150,7 @@ class PolicyRuntime:
     # -- worker callbacks (worker thread) ------------------------------------------------------
     def _observe(self, now_ns: int) -> Observation:
         obs = self.assembler.assemble(now_ns, self.config.instruction)
-        if self.config.state_source == "command":
+        if self.state_source == "command":
             last = self.gate.last_command  # replaced, never mutated, by the control thread
             if last is not None:
                 obs = dataclasses.replace(obs, state=np.asarray(last, dtype=np.float32).copy())
@@ -172,8 +175,32 @@ class PolicyRuntime:
 
     # -- lifecycle (control thread) ------------------------------------------------------------
     def load(self, progress: Callable[[str], None] | None = None) -> None:
-        """Load the backend (blocking; called from configure)."""
+        """Load the backend (blocking; called from configure).
+
+        Warns when an explicit ``state_source`` contradicts the checkpoint's training qpos: the
+        model then sees states unlike its training ones (a closed gripper reads about 0.6 of
+        its range apart on the simulated cube).
+        """
         self.backend.load(progress)
+        trained = self.backend.qpos_source
+        wanted = QPOS_TO_STATE_SOURCE.get(trained) if trained else None
+        if self.config.state_source != "auto" and wanted and wanted != self.config.state_source:
+            log.warning(
+                "state_source=%r, but the checkpoint was trained on qpos = %s (state_source=%r "
+                "or 'auto' matches it)",
+                self.config.state_source, trained, wanted,
+            )  # fmt: skip
+
+    @property
+    def state_source(self) -> str:
+        """The state given to the model: "command" or "measured".
+
+        ``config.state_source``, or for "auto" the one that matches the backend's
+        ``qpos_source`` ("command" when it is unknown).
+        """
+        if self.config.state_source != "auto":
+            return self.config.state_source
+        return QPOS_TO_STATE_SOURCE.get(self.backend.qpos_source or "command", "command")
 
     def activate(self, now_ns: int, start_worker: bool = True) -> None:
         """Start control, ramping in from the current joint state.

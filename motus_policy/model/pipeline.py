@@ -125,6 +125,9 @@ class PolicyConfig:
         vlm_image: "model" = the padded H x W frame (official deployment) or "composite" = the
             original-resolution composite (official ac_one/aloha training; reference §9.6).
         stats_key: entry of stats.json used for normalisation.
+        qpos_source: what the training data's qpos held, from the recorder's episode metadata:
+            "command" (commanded joint positions) or "state" (measured joint states); None when
+            unknown (official checkpoints). The policy node's ``state_source: auto`` follows it.
     """
 
     action_rate_hz: float = 30.0
@@ -132,6 +135,7 @@ class PolicyConfig:
     always_decode: bool = False
     vlm_image: str = "model"
     stats_key: str = "default"
+    qpos_source: str | None = None
 
     def __post_init__(self) -> None:
         if not self.action_rate_hz > 0:
@@ -141,6 +145,11 @@ class PolicyConfig:
         if self.vlm_image not in ("model", "composite"):
             raise ValueError(
                 f"PolicyConfig.vlm_image: expected 'model' or 'composite', got {self.vlm_image!r}"
+            )
+        if self.qpos_source not in (None, "command", "state"):
+            raise ValueError(
+                f"PolicyConfig.qpos_source: expected 'command', 'state' or None, "
+                f"got {self.qpos_source!r}"
             )
 
 

@@ -1,4 +1,4 @@
-"""Normalisation statistics and action rate of the training data.
+"""Normalisation statistics, action rate and qpos source of the training data.
 
 Stats: ``<root>/stat.json`` = ``{key: {"min": [14], "max": [14]}}`` (reference §4.2, keys
 file §8), min-max to [0, 1]. With several roots, the union range (element-wise min of the mins,
@@ -104,3 +104,26 @@ def action_rate_hz(roots: list[str], g: int) -> float:
                 if rate:
                     return float(rate) / g
     return DEFAULT_RECORD_RATE_HZ / g
+
+
+def qpos_source(roots: list[str]) -> str | None:
+    """What the episodes' qpos hold, from their ``meta/<i>.json`` ``qpos_source`` (recorder).
+
+    Returns:
+        "command" or "state"; None when no episode's metadata says (data from elsewhere).
+
+    Raises:
+        ValueError: episodes under ``roots`` disagree (the model's state input would mean
+            different things per episode; record or train them separately).
+    """
+    found: dict[str, Path] = {}
+    for root in roots:
+        for task in find_tasks(root):
+            for meta in sorted((Path(task) / "meta").glob("*.json")):
+                source = json.loads(meta.read_text()).get("qpos_source")
+                if source is not None:
+                    found.setdefault(str(source), meta)
+    if len(found) > 1:
+        where = ", ".join(f"{k} ({v})" for k, v in sorted(found.items()))
+        raise ValueError(f"episodes disagree on qpos_source: {where}")
+    return next(iter(found), None)

@@ -54,7 +54,7 @@ from motus_policy.training.samples import (
 )
 from motus_policy.training.schedule import build_optimizer
 from motus_policy.training.starting_point import build_policy
-from motus_policy.training.stats import action_rate_hz, resolve_stats
+from motus_policy.training.stats import action_rate_hz, qpos_source, resolve_stats
 from motus_policy.training.validation import autocast_for, evaluate, write_report
 
 log = logging.getLogger(__name__)
@@ -205,8 +205,11 @@ class Trainer:
                 key,
                 policy_cfg,
             )
-            rate = action_rate_hz(list(cfg.data_roots), policy.model.config.global_downsample_rate)
-            policy.config = dataclasses.replace(policy.config, action_rate_hz=rate)
+            roots = list(cfg.data_roots)
+            rate = action_rate_hz(roots, policy.model.config.global_downsample_rate)
+            policy.config = dataclasses.replace(
+                policy.config, action_rate_hz=rate, qpos_source=qpos_source(roots)
+            )
         if cfg.action_loss_weight is not None:
             policy.model.config = dataclasses.replace(
                 policy.model.config, action_loss_weight=float(cfg.action_loss_weight)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import numpy as np
 import pytest
@@ -236,6 +237,39 @@ def test_model_state_is_the_last_command_or_the_measured_joints(fake_clock, sour
             checked += 1
         prev = res.command
     assert checked >= 2
+
+
+@pytest.mark.parametrize(
+    ("trained", "expected"), [("state", "measured"), ("command", "command"), ("", "command")]
+)
+def test_auto_state_source_follows_the_checkpoint_and_a_contradiction_is_logged(
+    fake_clock, caplog, trained, expected
+):
+    rig = Rig(fake_clock, PolicyRuntimeConfig(strategy="sync", ramp_in_s=0.0),
+              ScriptedConfig(latency_s=0.1, qpos_source=trained))  # fmt: skip
+    rig.rt.load()
+    assert rig.rt.state_source == expected
+    rig.feed()
+    rig.rt.activate(fake_clock(), start_worker=False)
+    rig.step()  # first chunk: no command yet, the measured pose either way
+    rig.q = rig.q + 0.05  # the measured joints now differ from the last command
+    for _ in range(40):
+        n_calls = len(rig.backend.calls)
+        res = rig.step()
+        if len(rig.backend.calls) > n_calls:
+            break
+    state = rig.backend.calls[-1]["state"]
+    assert np.allclose(state, rig.q, atol=1e-6) == (expected == "measured")
+    assert res.command is not None
+
+    explicit = "command" if expected == "measured" else "measured"
+    rig = Rig(fake_clock, PolicyRuntimeConfig(state_source=explicit),
+              ScriptedConfig(qpos_source=trained))  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="motus_policy.runtime"):
+        rig.rt.load()
+    assert rig.rt.state_source == explicit
+    warned = [r.getMessage() for r in caplog.records if "state_source" in r.getMessage()]
+    assert len(warned) == (1 if trained else 0)
 
 
 def test_model_state_before_any_command_is_the_measured_pose(fake_clock):

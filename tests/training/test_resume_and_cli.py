@@ -14,11 +14,13 @@ import torch
 
 from motus_policy.model.pipeline import MotusPolicy
 from motus_policy.train import build_parser
+from motus_policy.training import stats
 from motus_policy.training.config import TrainConfig
 from motus_policy.training.schedule import WarmupLinearDecay, build_optimizer
 from motus_policy.training.trainer import Trainer
 from motus_policy.types import Observation
 from motus_recorder import schema
+from tests.training.conftest import write_tiny_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -133,4 +135,15 @@ def test_action_loss_weight_scales_the_action_term_and_is_saved(tiny_dataset, tm
     rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     for r in rows:
         assert r["loss"] == pytest.approx(r["video_loss"] + 5.0 * r["action_loss"], rel=1e-5)
-    assert MotusPolicy.from_pretrained(out / "final").model.config.action_loss_weight == 5.0
+    saved = MotusPolicy.from_pretrained(out / "final")
+    assert saved.model.config.action_loss_weight == 5.0
+    assert saved.config.qpos_source == "command"  # the recorder's episode metadata
+
+
+def test_episodes_that_disagree_on_their_qpos_source_are_refused(tmp_path):
+    root = write_tiny_dataset(tmp_path / "data")
+    meta = sorted(root.glob("**/meta/1.json"))[0]
+    assert stats.qpos_source([str(root)]) == "command"
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "qpos_source": "state"}))
+    with pytest.raises(ValueError, match="episodes disagree on qpos_source: command .* state"):
+        stats.qpos_source([str(root)])
