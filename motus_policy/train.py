@@ -171,7 +171,20 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--weight-decay", type=float, default=d.weight_decay)
     o.add_argument("--grad-clip", type=float, default=d.grad_clip)
     o.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
-    o.add_argument("--cycle-length", type=int, default=d.cycle_length)
+    o.add_argument(
+        "--cycle-length",
+        type=int,
+        default=d.cycle_length,
+        help="step at which the linear decay reaches lr x --f-min, held afterwards "
+        "(default %(default)s, the real-robot configs')",
+    )
+    o.add_argument(
+        "--f-min",
+        type=float,
+        default=d.f_min,
+        help="learning-rate factor at the end of the cycle (default %(default)s, upstream); "
+        "e.g. --cycle-length 8000 --f-min 0.02 anneals a short fine-tune",
+    )
     o.add_argument("--seed", type=int, default=d.seed)
     o.add_argument(
         "--action-loss-weight",
@@ -210,6 +223,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         grad_clip=args.grad_clip,
         warmup_steps=args.warmup_steps,
         cycle_length=args.cycle_length,
+        f_min=args.f_min,
         seed=args.seed,
         samples_per_episode=args.samples_per_episode,
         max_episodes=args.max_episodes,

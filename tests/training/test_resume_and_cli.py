@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from motus_policy.model.pipeline import MotusPolicy
-from motus_policy.train import build_parser
+from motus_policy.train import build_parser, config_from_args
 from motus_policy.training import stats
 from motus_policy.training.config import TrainConfig
 from motus_policy.training.schedule import WarmupLinearDecay, build_optimizer
@@ -65,6 +65,11 @@ def test_help_lists_the_main_options():
     text = build_parser().format_help()
     for opt in ("--config", "--data", "--init", "--resume", "--batch-size", "torchrun"):
         assert opt in text
+    args = build_parser().parse_args(
+        ["--data", "d", "--f-min", "0.02", "--cycle-length", "800", "--max-episodes", "50"]
+    )
+    cfg = config_from_args(args)
+    assert (cfg.f_min, cfg.cycle_length, cfg.max_episodes) == (0.02, 800, 50)
 
 
 @pytest.mark.timeout(300)
