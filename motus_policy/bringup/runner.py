@@ -45,6 +45,12 @@ def bringup_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
 class BringupRunner:
     """Starts node specs as subprocesses and stops them (SIGINT, then SIGKILL) on exit.
 
+    The nodes run in their own sessions, so a terminal's Ctrl-C reaches only this process
+    (KeyboardInterrupt, then :meth:`stop`). Started from the main thread, the runner also turns
+    SIGTERM (``timeout``, CI cancellation, ``kill``) into ``SystemExit(143)`` until
+    :meth:`stop`, so ``with`` blocks and ``finally`` clauses stop the nodes instead of
+    leaving them running; the previous handler is restored afterwards.
+
     Args:
         nodes: resolved node specs (:meth:`BringupDescription.resolve`).
         log_dir: if given, each node's output is also written to ``<log_dir>/<name>.log``.
@@ -68,6 +74,7 @@ class BringupRunner:
         self.procs: dict[str, subprocess.Popen] = {}
         self._outputs: dict[str, list[str]] = {}
         self._threads: list[threading.Thread] = []
+        self._prev_sigterm: object = None
 
     def command(self, node: NodeSpec) -> list[str]:
         """The exact command line used for ``node``."""
@@ -75,6 +82,7 @@ class BringupRunner:
 
     def start(self) -> None:
         """Start every node (non-blocking)."""
+        self._trap_sigterm()
         if self.log_dir:
             self.log_dir.mkdir(parents=True, exist_ok=True)
         for node in self.nodes:
@@ -139,8 +147,35 @@ class BringupRunner:
         """Exit code per node (None while running)."""
         return {n: p.poll() for n, p in self.procs.items()}
 
+    def _trap_sigterm(self) -> None:
+        if threading.current_thread() is not threading.main_thread() or self._prev_sigterm:
+            return
+        prev = signal.getsignal(signal.SIGTERM)
+        if prev is signal.SIG_IGN:
+            return
+
+        def on_sigterm(signum: int, _frame: object) -> None:
+            raise SystemExit(128 + signum)
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+        self._prev_sigterm = prev
+
     def stop(self) -> dict[str, int | None]:
-        """SIGINT every node's process group, wait, SIGKILL stragglers; returns exit codes."""
+        """SIGINT every node's process group, wait, SIGKILL stragglers; returns exit codes.
+
+        A SIGTERM arriving meanwhile is ignored (the nodes are being stopped already).
+        """
+        prev, self._prev_sigterm = self._prev_sigterm, None
+        if prev is not None:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            self._stop_nodes()
+        finally:
+            if prev is not None:
+                signal.signal(signal.SIGTERM, prev)
+        return self.poll()
+
+    def _stop_nodes(self) -> None:
         for p in self.procs.values():
             if p.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -154,7 +189,6 @@ class BringupRunner:
                 p.wait(5)
         for t in self._threads:
             t.join(2)
-        return self.poll()
 
     def __enter__(self) -> BringupRunner:
         self.start()

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import ast
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -75,3 +79,36 @@ def test_whole_argument_values_keep_their_yaml_type():
     assert sim["image_height"] == 0 and isinstance(sim["image_height"], int)
     assert policy["autostart"] is True and policy["instruction"] == ""
     assert "instruction:=''" in nodes["motus_policy"].ros_args()
+
+
+def test_sigterm_to_the_parent_stops_the_nodes_it_started(tmp_path):
+    """``timeout``/CI send SIGTERM: the runner's nodes (own sessions) must not outlive it."""
+    pid_file = tmp_path / "node.pid"
+    parent = subprocess.Popen(
+        [sys.executable, "-c", SIGTERM_PARENT],
+        cwd=REPO, env={**os.environ, "SLEEPER_PID_FILE": str(pid_file), "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        lines = iter(parent.stdout.readline, "")
+        assert "UP" in [next(lines).strip() for _ in range(2)]  # and the node's echoed READY
+        node_pid = int(pid_file.read_text())
+        os.kill(node_pid, 0)  # running
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(30) == 143
+        with pytest.raises(ProcessLookupError):
+            os.kill(node_pid, 0)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
+SIGTERM_PARENT = """
+import time
+from motus_policy.bringup.description import NodeSpec
+from motus_policy.bringup.runner import BringupRunner
+with BringupRunner([NodeSpec("sleeper", "sleeper", "tests.bringup.sleeper")]) as runner:
+    runner.wait_ready(30)
+    print("UP", flush=True)
+    time.sleep(60)
+"""
