@@ -64,7 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", default=str(EMBEDDED_CHECKPOINT), help="Motus checkpoint")
     ap.add_argument("--strategy", default="sync", choices=["sync", "temporal_ensemble", "prefix"])
     ap.add_argument(
-        "--n-execute", type=int, default=6, help="actions executed per chunk (default 6 of 16)"
+        "--n-execute",
+        type=int,
+        default=16,
+        help="actions executed per chunk before re-planning (default 16: the embedded "
+        "checkpoint's whole 1.92 s chunk, its best setting in the model card)",
     )
     ap.add_argument("--mode", default="joint", choices=["joint", "vla"])
     ap.add_argument("--image-size", default="240x320", help="sim camera HxW (default 240x320)")
