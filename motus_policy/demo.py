@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--agent", default="policy", choices=["policy", "expert"])
     ap.add_argument("--task", default="transfer_cube", choices=["transfer_cube", "insertion"])
-    ap.add_argument("--episodes", type=int, default=10, help="number of episodes (default 10)")
+    ap.add_argument("--episodes", type=int, default=20, help="number of episodes (default 20)")
     ap.add_argument("--seed-start", type=int, default=HELD_OUT_SEED_START)
     ap.add_argument("--checkpoint", default=str(EMBEDDED_CHECKPOINT), help="Motus checkpoint")
     ap.add_argument("--strategy", default="sync", choices=["sync", "temporal_ensemble", "prefix"])

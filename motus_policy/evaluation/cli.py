@@ -316,7 +316,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="START or START:END (END exclusive); default 100000 (held out)",
     )
     lk.add_argument("--strategy", default="sync", choices=["sync", "temporal_ensemble", "prefix"])
-    lk.add_argument("--mode", default="vla", choices=["vla", "joint"])
+    lk.add_argument(
+        "--mode",
+        default="joint",
+        choices=["joint", "vla"],
+        help="Motus mode (default joint, as the policy node and make demo; the embedded "
+        "checkpoint: joint 12/20, vla 3/20 on the same seeds)",
+    )
     lk.add_argument(
         "--n-execute", type=int, default=0, help="actions executed per chunk (0 = all, sync)"
     )
