@@ -22,6 +22,11 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 DDS_PROFILE = REPO / "config" / "dds" / "fastdds_shm.xml"
 
+# Headless MuJoCo rendering, as `make test` exports: dm_control reads these when first imported
+# (from a test module, after this file), and without them it tries GLFW and aborts the process.
+os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+
 
 def pytest_collection_modifyitems(config, items):
     try:
