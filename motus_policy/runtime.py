@@ -190,6 +190,10 @@ class PolicyRuntime:
                 "or 'auto' matches it)",
                 self.config.state_source, trained, wanted,
             )  # fmt: skip
+        log.info(
+            "model state: %s (state_source=%s, checkpoint qpos_source=%s)",
+            self.state_source, self.config.state_source, trained,
+        )  # fmt: skip
 
     @property
     def state_source(self) -> str:

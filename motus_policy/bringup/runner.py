@@ -148,7 +148,9 @@ class BringupRunner:
         return {n: p.poll() for n, p in self.procs.items()}
 
     def _trap_sigterm(self) -> None:
-        if threading.current_thread() is not threading.main_thread() or self._prev_sigterm:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if self._prev_sigterm is not None:  # already trapped (SIG_DFL is falsy: test for None)
             return
         prev = signal.getsignal(signal.SIGTERM)
         if prev is signal.SIG_IGN:
