@@ -17,7 +17,7 @@ import numpy as np
 from motus_policy.model.configuration_motus import MotusConfig
 from motus_policy.model.pipeline import NormalizationStats
 from motus_policy.training.config import TrainConfig
-from motus_recorder.dataset import find_tasks
+from motus_recorder.dataset import complete_episodes, find_tasks
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,8 @@ def action_rate_hz(roots: list[str], g: int) -> float:
 def qpos_source(roots: list[str]) -> str | None:
     """What the episodes' qpos hold, from their ``meta/<i>.json`` ``qpos_source`` (recorder).
 
+    Reads the metadata of every complete episode under ``roots`` (those training can draw).
+
     Returns:
         "command" or "state"; None when no episode's metadata says (data from elsewhere).
 
@@ -117,12 +119,11 @@ def qpos_source(roots: list[str]) -> str | None:
             different things per episode; record or train them separately).
     """
     found: dict[str, Path] = {}
-    for root in roots:
-        for task in find_tasks(root):
-            for meta in sorted((Path(task) / "meta").glob("*.json")):
-                source = json.loads(meta.read_text()).get("qpos_source")
-                if source is not None:
-                    found.setdefault(str(source), meta)
+    for task, i in complete_episodes(roots):
+        meta = task.path / "meta" / f"{i}.json"
+        source = json.loads(meta.read_text()).get("qpos_source") if meta.is_file() else None
+        if source is not None:
+            found.setdefault(str(source), meta)
     if len(found) > 1:
         where = ", ".join(f"{k} ({v})" for k, v in sorted(found.items()))
         raise ValueError(f"episodes disagree on qpos_source: {where}")
