@@ -13,7 +13,7 @@ setup:
 
 ## make demo: closed-loop demo on the simulated ALOHA through the ROS graph; prints the success rate.
 demo: setup
-	$(PY) -m motus_policy.demo $(DEMO_ARGS)
+	$(PY) -m motus_policy.cli.demo $(DEMO_ARGS)
 
 ## make test: the whole suite (unit, model on CPU, ROS graph over real DDS, MuJoCo). GPU tests skip.
 test: setup

@@ -26,7 +26,7 @@ NODES = {
 }
 CLIS = {
     "motus-bringup": "motus_policy.bringup.runner:main",
-    "motus-eval": "motus_policy.evaluation.cli:main",
+    "motus-eval": "motus_policy.cli.eval:main",
     "motus-dataset": "motus_recorder.cli:main",
     "motus-expert": "motus_teleop.expert.__main__:main",
     "motus-lifecycle": "motus_policy.ros.lifecycle_cli:main",

@@ -22,7 +22,7 @@ TORCH_ROOTS = {"torch", "torchvision", "diffusers", "transformers", "accelerate"
 TORCH_ALLOWED = (
     "motus_policy/model/",  # the network, encoders, sampler, checkpoint loading
     "motus_policy/training/",  # stage-3 fine-tuning
-    "motus_policy/backend_motus.py",  # the in-process Motus PolicyBackend (numpy in, numpy out)
+    "motus_policy/backends/motus.py",  # the in-process Motus PolicyBackend (numpy in, numpy out)
     "motus_recorder/writers/torch_io.py",  # .pt files of the Motus format need torch.save/load
 )
 

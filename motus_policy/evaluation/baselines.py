@@ -1,4 +1,4 @@
-"""Baseline policies for replay: deterministic :class:`~motus_policy.backend.PolicyBackend` s.
+"""Baseline policies for replay: deterministic :class:`~motus_policy.backends.base.PolicyBackend`.
 
 Fakes at the model boundary only: their predictions can be computed by hand, so replay metrics can
 be asserted exactly. ``hold`` repeats the observed state (the "do nothing" baseline every policy
@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from motus_policy.backend import FRAME_MODES, check_mode
+from motus_policy.backends.base import FRAME_MODES, check_mode
 from motus_policy.types import ActionChunk, Observation
 from motus_recorder import schema
 from motus_recorder.composite import compose_t_layout

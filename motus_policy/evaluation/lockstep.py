@@ -1,7 +1,9 @@
 """``motus-eval lockstep``: closed-loop episodes in one process, with zero-latency inference.
 
-The policy's own runtime (:class:`~motus_policy.runtime.PolicyRuntime`: observation assembly,
-chunk scheduler, interpolation, safety gate) drives :class:`~motus_policy.sim.aloha.AlohaSim` on
+The policy's own runtime (:class:`~motus_policy.runtime.policy_runtime.PolicyRuntime`: observation
+assembly,
+chunk scheduler, interpolation, safety gate) drives
+:class:`~motus_policy.robots.aloha_sim.sim.AlohaSim` on
 sim time, step by step: cameras are rendered at the profile's record rate, joint states every
 control step, and inference runs synchronously whenever the scheduler asks for a chunk, so the
 sim waits for the model (lockstep). Nothing goes over DDS and wall-clock latency does not exist
@@ -18,11 +20,11 @@ import dataclasses
 import time
 from collections.abc import Callable, Sequence
 
-from motus_policy.backend import PolicyBackend
-from motus_policy.config import PolicyRuntimeConfig
+from motus_policy.backends.base import PolicyBackend
 from motus_policy.evaluation.sim_eval import EpisodeOutcome
-from motus_policy.runtime import PolicyRuntime
-from motus_policy.sim.aloha import CONTROL_PERIOD_NS, AlohaSim, AlohaSimConfig
+from motus_policy.robots.aloha_sim.sim import CONTROL_PERIOD_NS, AlohaSim, AlohaSimConfig
+from motus_policy.runtime.config import PolicyRuntimeConfig
+from motus_policy.runtime.policy_runtime import PolicyRuntime
 from motus_recorder.profile import RobotProfile
 
 KEEPALIVE_PERIODS = 4
@@ -57,7 +59,7 @@ class LockstepEvaluator:
 
     Args:
         profile: ``aloha_sim`` profile, camera sizes as rendered (``with_image_size``).
-        backend: a loaded :class:`~motus_policy.backend.PolicyBackend`.
+        backend: a loaded :class:`~motus_policy.backends.base.PolicyBackend`.
         config: settings.
 
     Raises:

@@ -2,7 +2,8 @@
 
 At the policy rate (``profile.record_rate_hz``) from the first time every stream has a sample,
 each tick ``t`` feeds the latest joint state per arm and the latest frame per camera (stamps
-<= t) into the same :class:`~motus_policy.observation.ObservationAssembler` the policy node uses,
+<= t) into the same :class:`~motus_policy.runtime.observation.ObservationAssembler` the policy
+node uses,
 assembles the observation at ``now = t`` (so its staleness rules apply), asks the backend for a
 chunk and compares action k with the recorded joint positions at its due time
 ``obs.stamp_ns + (k + 1) * period`` (linear interpolation between recorded joint states).
@@ -27,10 +28,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from motus_policy.backend import FRAME_MODES, PolicyBackend, check_mode, video_frame_offsets_ns
+from motus_policy.backends.base import (
+    FRAME_MODES,
+    PolicyBackend,
+    check_mode,
+    video_frame_offsets_ns,
+)
 from motus_policy.evaluation import metrics
 from motus_policy.evaluation.bag_reader import BagError, BagIndex, StreamMap, iter_frames
-from motus_policy.observation import (
+from motus_policy.runtime.observation import (
     CameraSpec,
     ObservationAssembler,
     ObservationConfig,
@@ -51,7 +57,7 @@ class ReplayConfig:
 
     Attributes:
         rate_hz: observation / prediction rate (the profile's record_rate_hz).
-        mode: Motus inference mode (:data:`motus_policy.backend.MODES`) except vgm (no
+        mode: Motus inference mode (:data:`motus_policy.backends.base.MODES`) except vgm (no
             actions). In idm the backend gets the recorded future composites at its
             ``video_frame_offsets_ns``.
         num_steps: denoising steps passed to the backend (10 in shipped configs).

@@ -584,7 +584,7 @@ def _dedupe(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def save_pretrained(policy, directory: str | Path) -> Path:
-    """Write a :class:`~motus_policy.model.pipeline.MotusPolicy` as a self-contained folder.
+    """Write a :class:`~motus_policy.model.policy.MotusPolicy` as a self-contained folder.
 
     Layout: ``model.safetensors`` (``model.*`` network, ``vae.*``, ``t5.*``, ``vlm.*``
     encoders), ``config.json`` (``MotusConfig.to_dict`` + encoder/tokenizer/policy configs),
@@ -673,7 +673,7 @@ def load_pretrained(
     from motus_policy.model.encoders.text import T5TextEncoder, TextEncoderConfig
     from motus_policy.model.encoders.vlm import VLMConfig, VLMFeatureExtractor
     from motus_policy.model.modeling_motus import MotusModel
-    from motus_policy.model.pipeline import MotusPolicy, NormalizationStats, PolicyConfig
+    from motus_policy.model.policy import MotusPolicy, NormalizationStats, PolicyConfig
 
     d = Path(directory)
     config = json.loads((d / "config.json").read_text())

@@ -1,8 +1,9 @@
 """ROS 2 node for the simulated ALOHA: same topics as the real robot, sim time on /clock.
 
-Thin wrapper around :class:`motus_policy.sim.runner.SimRunner` (ROS-free). Topics, joint names
+Thin wrapper around :class:`motus_policy.robots.aloha_sim.runner.SimRunner` (ROS-free). Topics,
+joint names
 and services come from the robot profile (``config/robots/aloha_sim.yaml``); the parameters are
-the fields of :class:`~motus_policy.sim.runner.AlohaSimNodeConfig`.
+the fields of :class:`~motus_policy.robots.aloha_sim.runner.AlohaSimNodeConfig`.
 
 Threading: one dedicated stepping thread owns MuJoCo (reset, step, render: the OpenGL context
 stays on that thread) and publishes everything. The main thread spins a SingleThreadedExecutor
@@ -32,13 +33,13 @@ from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from motus_policy.ros.conversions import joint_state_to_msg, msg_to_positions, time_to_ns
+from motus_policy.robots.aloha_sim.commands import arm_joint_names
+from motus_policy.robots.aloha_sim.runner import AlohaSimNodeConfig, Pacer, SimRunner, StepResult
+from motus_policy.robots.aloha_sim.sim import CONTROL_PERIOD_NS, AlohaSim
 from motus_policy.ros.sim_messages import camera_msg, clock_msg, pose_array_msg, trajectory_arrays
-from motus_policy.sim.aloha import CONTROL_PERIOD_NS, AlohaSim
-from motus_policy.sim.commands import arm_joint_names
-from motus_policy.sim.runner import AlohaSimNodeConfig, Pacer, SimRunner, StepResult
 from motus_recorder import schema
 from motus_recorder.profile import load_profile
+from motus_recorder.ros.conversions import joint_state_to_msg, msg_to_positions, time_to_ns
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(

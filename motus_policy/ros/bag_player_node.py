@@ -28,7 +28,7 @@ from rosgraph_msgs.msg import Clock
 
 from motus_policy.evaluation.bag_player import BagPlayer, BagPlayerConfig, profile_remap
 from motus_policy.evaluation.bag_reader import open_bag
-from motus_policy.ros.conversions import ns_to_time
+from motus_recorder.ros.conversions import ns_to_time
 
 
 @dataclass(frozen=True)

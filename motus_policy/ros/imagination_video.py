@@ -21,9 +21,9 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 from motus_policy.evaluation.video import Mp4Writer
-from motus_policy.ros.conversions import msg_to_image
 from motus_recorder.composite import compose_t_layout
 from motus_recorder.profile import RobotProfile
+from motus_recorder.ros.conversions import msg_to_image
 
 
 def _label(img: np.ndarray, text: str) -> np.ndarray:

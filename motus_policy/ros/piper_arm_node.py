@@ -8,7 +8,7 @@ publishes the leader's joint commands on the profile's ``driver.leader_topic``; 
 Services: ``~/enable`` (std_srvs/SetBool), ``~/estop`` and ``~/resume`` (std_srvs/Trigger).
 
 For tests and demos, ``fake_arm:=true can_interface:=virtual`` starts a fake arm on python-can's
-in-process virtual bus inside this process (motus_policy/drivers/fake_piper.py).
+in-process virtual bus inside this process (motus_policy/robots/piper/fake.py).
 Feedback is published only while the SDK's last feedback frame is younger than the profile's
 ``joint_state_staleness_s`` (CAN receive time, host wall clock).
 
@@ -30,16 +30,16 @@ from sensor_msgs.msg import JointState
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from motus_policy.drivers.fake_piper import FakePiperArm, FakePiperConfig
-from motus_policy.drivers.piper import (
+from motus_policy.robots.piper.driver import (
     CommandRejectedError,
     PiperArm,
     PiperArmConfig,
     connect_piper,
 )
-from motus_policy.drivers.trajectory import TrajectoryInterpolator
-from motus_policy.ros.conversions import joint_state_to_msg, msg_to_positions, time_to_ns
+from motus_policy.robots.piper.fake import FakePiperArm, FakePiperConfig
+from motus_policy.robots.trajectory import TrajectoryInterpolator
 from motus_recorder.profile import load_profile
+from motus_recorder.ros.conversions import joint_state_to_msg, msg_to_positions, time_to_ns
 
 TUNABLES = ("gripper_effort_nm", "speed_rate_percent", "enable_timeout_s")
 """PiperArmConfig fields exposed as ROS parameters (the rest come from the profile)."""

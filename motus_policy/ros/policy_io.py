@@ -12,16 +12,16 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from motus_policy.observation import ObservationAssembler
-from motus_policy.ros.conversions import (
+from motus_policy.runtime.observation import ObservationAssembler
+from motus_recorder import schema
+from motus_recorder.profile import ArmProfile, RobotProfile
+from motus_recorder.ros.conversions import (
     joint_state_to_msg,
     msg_to_image,
     msg_to_positions,
     ns_to_time,
     time_to_ns,
 )
-from motus_recorder import schema
-from motus_recorder.profile import ArmProfile, RobotProfile
 
 
 def arm_slices(profile: RobotProfile) -> list[tuple[ArmProfile, list[str], slice]]:

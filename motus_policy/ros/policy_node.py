@@ -4,7 +4,7 @@ Lifecycle transitions (drive them with ``/<node>/change_state``, lifecycle_msgs)
 
 * configure — load the profile, build the backend (parameter ``backend``: scripted | hold |
   motus; in a child process when ``backend_process`` says so, see
-  :mod:`motus_policy.backend_remote`) and load the model (progress logged, also the child's),
+  :mod:`motus_policy.backends.remote`) and load the model (progress logged, also the child's),
   create subscriptions, publishers and the status timer. A missing backend or bad parameter
   fails the transition with the reason logged.
 * activate — start the inference worker and the control loop; commands ramp in from the
@@ -26,7 +26,8 @@ Threads:
   command publish — as a timer at the control rate;
 * ``motus_control`` (only with ``control_loop:=thread``): the control tick on its own thread,
   woken at absolute deadlines on the node clock
-  (:class:`~motus_policy.control_loop.ControlLoop`), independent of slow executor callbacks.
+  (:class:`~motus_policy.runtime.control_loop.ControlLoop`), independent of slow executor
+  callbacks.
   Measured with ``benchmark_node`` on the 2-core dev box it was *not* better than the timer
   (p99 period error 1.2-1.6 vs 0.2-0.3 ms with a GIL-holding backend process, both SCHED_FIFO):
   waking a second Python thread costs a GIL hand-off with the executor thread;
@@ -66,15 +67,15 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from motus_policy.backend import make_backend
-from motus_policy.backend_remote import RemoteBackend
-from motus_policy.config import PolicyRuntimeConfig
-from motus_policy.control_loop import ControlLoop, TimingStats
+from motus_policy.backends import make_backend
+from motus_policy.backends.remote import RemoteBackend
 from motus_policy.ros import policy_io, policy_params
-from motus_policy.ros.conversions import image_to_msg
 from motus_policy.ros.params import dataclass_from_params
-from motus_policy.runtime import GIL_SWITCH_INTERVAL_S, PolicyRuntime
+from motus_policy.runtime.config import PolicyRuntimeConfig
+from motus_policy.runtime.control_loop import ControlLoop, TimingStats
+from motus_policy.runtime.policy_runtime import GIL_SWITCH_INTERVAL_S, PolicyRuntime
 from motus_recorder.profile import load_profile
+from motus_recorder.ros.conversions import image_to_msg
 
 
 class PolicyNode(LifecycleNode):

@@ -4,7 +4,7 @@ Every :class:`PolicyRuntimeConfig` field is a parameter of the same name (read-o
 :data:`RUNTIME_SETTABLE`); the scripted fakes' knobs are ``scripted.*`` (``scripted.fault`` and
 ``scripted.latency_s`` can change at run time, for tests and demos). Node-level parameters:
 ``profile``, ``backend`` (scripted | hold | motus), ``backend_process`` (``auto`` | true |
-false: run the backend in a child process, :class:`~motus_policy.backend_remote.RemoteBackend`;
+false: run the backend in a child process, :class:`~motus_policy.backends.remote.RemoteBackend`;
 ``auto`` = a child for ``motus``, in-process for the fakes), ``backend_nice`` (niceness added to
 that child), ``backend_threads`` (its ``OMP_NUM_THREADS``, default 1; 0: the library default),
 ``control_loop`` (``timer``: an executor timer, the default; ``thread``: a dedicated thread
@@ -23,10 +23,10 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from motus_policy.backend_fakes import FAULTS, ScriptedConfig
-from motus_policy.config import PolicyRuntimeConfig
+from motus_policy.backends.fakes import FAULTS, ScriptedConfig
 from motus_policy.ros.params import dataclass_from_params, declare_dataclass, replace_from_changes
-from motus_policy.runtime import RUNTIME_SETTABLE, PolicyRuntime
+from motus_policy.runtime.config import PolicyRuntimeConfig
+from motus_policy.runtime.policy_runtime import RUNTIME_SETTABLE, PolicyRuntime
 from motus_recorder.profile import RobotProfile
 
 SCRIPTED_PREFIX = "scripted."
@@ -64,7 +64,7 @@ def declare(node: Node) -> None:
 
 
 def backend_kwargs(node: Node, kind: str, profile: RobotProfile) -> dict:
-    """Keyword arguments for :func:`motus_policy.backend.make_backend` from the parameters.
+    """Keyword arguments for :func:`motus_policy.backends.make_backend` from the parameters.
 
     ``motus``: ``profile``, ``checkpoint`` (``motus.checkpoint``), ``device`` (``motus.device``).
     Fakes: ``config`` from ``scripted.*`` with the profile's record rate as action rate.

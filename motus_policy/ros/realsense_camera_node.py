@@ -3,12 +3,12 @@
 Per camera (selected by serial = profile ``cameras[].source``): sensor_msgs/Image (rgb8) on the
 profile topic and sensor_msgs/CameraInfo on the sibling ``camera_info`` topic
 (``/camera_f/color/image_raw`` -> ``/camera_f/color/camera_info``, the realsense-ros layout),
-stamped with the device time mapped to the host clock (motus_policy/drivers/realsense.py).
+stamped with the device time mapped to the host clock (motus_policy/robots/realsense/driver.py).
 Camera health goes to ``/diagnostics`` (diagnostic_msgs/DiagnosticArray) every
 ``diagnostics_period_s``: OK while streaming, ERROR with the reason and retry time otherwise.
 
 ``fake_cameras:=true`` serves every camera from librealsense software devices with a moving test
-pattern (motus_policy/drivers/fake_realsense.py), for tests and demos without hardware.
+pattern (motus_policy/robots/realsense/fake.py), for tests and demos without hardware.
 Publishers are RELIABLE depth 5, which matches both reliable and best-effort subscribers; with the
 shipped Fast DDS SHM profile raw 640x480 images cross processes without drops (platform.md §1.4).
 
@@ -24,8 +24,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image
 
-from motus_policy.drivers.fake_realsense import SoftwareCameraRig
-from motus_policy.drivers.realsense import (
+from motus_policy.robots.realsense.driver import (
     FRAME_TIMEOUT_S,
     RETRY_INITIAL_S,
     RETRY_MAX_S,
@@ -33,8 +32,9 @@ from motus_policy.drivers.realsense import (
     RealSenseCamera,
     RealSenseCameraConfig,
 )
-from motus_policy.ros.conversions import image_to_msg, ns_to_time
+from motus_policy.robots.realsense.fake import SoftwareCameraRig
 from motus_recorder.profile import load_profile
+from motus_recorder.ros.conversions import image_to_msg, ns_to_time
 
 QOS_DEPTH = 5
 

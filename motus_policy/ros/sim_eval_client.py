@@ -34,8 +34,8 @@ from std_srvs.srv import SetBool, Trigger
 
 from motus_policy.evaluation.sim_eval import EpisodeOutcome
 from motus_policy.evaluation.video import Mp4Writer
-from motus_policy.ros.conversions import msg_to_image, time_to_ns
 from motus_recorder.profile import RobotProfile
+from motus_recorder.ros.conversions import msg_to_image, time_to_ns
 
 SERVICE_TIMEOUT_S = 30.0
 GRAPH_SETTLE_S = 1.0

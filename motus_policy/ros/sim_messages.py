@@ -10,7 +10,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 from trajectory_msgs.msg import JointTrajectory
 
-from motus_policy.ros.conversions import image_to_msg, ns_to_time, time_to_ns
+from motus_recorder.ros.conversions import image_to_msg, ns_to_time, time_to_ns
 
 
 def clock_msg(stamp_ns: int) -> Clock:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from motus_policy.model.pipeline import MotusPolicy
+from motus_policy.model.policy import MotusPolicy
 
 STATE_FILE = "training_state.pt"
 POLICY_DIR = "policy"

@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from motus_policy.model.pipeline import safe_range
+from motus_policy.model.policy import safe_range
 from motus_recorder.composite import resize_pad
 from motus_recorder.dataset import Episode, complete_episodes
 

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from motus_policy.model.pipeline import MotusPolicy
+from motus_policy.model.policy import MotusPolicy
 from motus_policy.training.data import MotusEpisodeDataset
 
 

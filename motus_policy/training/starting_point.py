@@ -27,7 +27,7 @@ from motus_policy.model.checkpoint import (
 )
 from motus_policy.model.configuration_motus import MotusConfig
 from motus_policy.model.modeling_motus import MotusModel
-from motus_policy.model.pipeline import MotusPolicy, NormalizationStats, PolicyConfig
+from motus_policy.model.policy import MotusPolicy, NormalizationStats, PolicyConfig
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from motus_policy.model.configuration_motus import MotusConfig
-from motus_policy.model.pipeline import NormalizationStats
+from motus_policy.model.policy import NormalizationStats
 from motus_policy.training.config import TrainConfig
 from motus_recorder.dataset import complete_episodes, find_tasks
 

@@ -40,7 +40,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from motus_policy.model.losses import training_loss
-from motus_policy.model.pipeline import MotusPolicy, NormalizationStats, PolicyConfig
+from motus_policy.model.policy import MotusPolicy, NormalizationStats, PolicyConfig
 from motus_policy.training import checkpointing as ckpt
 from motus_policy.training.config import TrainConfig
 from motus_policy.training.data import MotusEpisodeDataset

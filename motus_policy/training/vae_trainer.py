@@ -263,7 +263,7 @@ def save_reconstructions(vae, sampler: ClipSampler, path: Path, n: int = 4) -> P
 
 
 def save_encoders(vae: MotusVAE, preset, seed: int, directory: str | Path) -> Path:
-    """Write an encoders folder for ``python -m motus_policy.train --encoders``.
+    """Write an encoders folder for ``python -m motus_policy.cli.train --encoders``.
 
     A ``save_pretrained`` folder holding ``vae``, the tiny T5 and Qwen3-VL of
     ``build_tiny_encoders(seed)`` (the weights a tiny run without ``--encoders`` gets) and a
@@ -280,7 +280,7 @@ def save_encoders(vae: MotusVAE, preset, seed: int, directory: str | Path) -> Pa
     """
     from motus_policy.model.encoders.tiny import build_tiny_encoders
     from motus_policy.model.modeling_motus import MotusModel
-    from motus_policy.model.pipeline import MotusPolicy, PolicyConfig
+    from motus_policy.model.policy import MotusPolicy, PolicyConfig
 
     _, text, vlm = build_tiny_encoders(
         seed=seed,

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from motus_policy.model.losses import training_loss
-from motus_policy.model.pipeline import MotusPolicy
+from motus_policy.model.policy import MotusPolicy
 from motus_policy.model.sampler import MotusSampler
 from motus_policy.training.features import FeatureEncoder
 from motus_recorder import schema

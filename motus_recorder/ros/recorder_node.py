@@ -32,9 +32,9 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from motus_policy.ros.conversions import msg_to_image, msg_to_positions, time_to_ns
 from motus_recorder.profile import load_profile, with_image_size
 from motus_recorder.recorder import Recorder, RecorderConfig
+from motus_recorder.ros.conversions import msg_to_image, msg_to_positions, time_to_ns
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 JOINT_TYPE = "sensor_msgs/msg/JointState"

@@ -27,9 +27,9 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from motus_policy.ros.conversions import joint_state_to_msg, msg_to_positions, time_to_ns
 from motus_recorder import schema
 from motus_recorder.profile import load_profile
+from motus_recorder.ros.conversions import joint_state_to_msg, msg_to_positions, time_to_ns
 from motus_teleop.expert import make_expert
 from motus_teleop.operator import Episode, ScriptedOperator
 

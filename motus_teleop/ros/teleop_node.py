@@ -26,8 +26,8 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
 from std_srvs.srv import SetBool
 
-from motus_policy.ros.conversions import joint_state_to_msg, msg_to_positions
 from motus_recorder.profile import load_profile
+from motus_recorder.ros.conversions import joint_state_to_msg, msg_to_positions
 from motus_teleop.mapping import TeleopMapper, TeleopMappingConfig
 
 LOG_THROTTLE_S = 1.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from motus_policy.drivers.trajectory import TrajectoryInterpolator
+from motus_policy.robots.trajectory import TrajectoryInterpolator
 
 MS = 1_000_000
 

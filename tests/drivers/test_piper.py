@@ -10,8 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from motus_policy.drivers.fake_piper import FakePiperArm, FakePiperConfig
-from motus_policy.drivers.piper import (
+from motus_policy.robots.piper.driver import (
     CommandRejectedError,
     PiperArm,
     PiperArmConfig,
@@ -19,6 +18,7 @@ from motus_policy.drivers.piper import (
     m_to_um,
     rad_to_mdeg,
 )
+from motus_policy.robots.piper.fake import FakePiperArm, FakePiperConfig
 from motus_recorder.profile import load_profile
 
 _ids = itertools.count()

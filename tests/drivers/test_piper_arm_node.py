@@ -51,7 +51,7 @@ def test_piper_arm_node_feedback_rate_command_and_services(
     from sensor_msgs.msg import JointState
     from std_srvs.srv import SetBool, Trigger
 
-    from motus_policy.ros.conversions import joint_state_to_msg
+    from motus_recorder.ros.conversions import joint_state_to_msg
 
     proc = spawn_node(
         "motus_policy.ros.piper_arm_node",

@@ -8,8 +8,8 @@ import numpy as np
 import pyrealsense2 as rs
 import pytest
 
-from motus_policy.drivers.fake_realsense import SoftwareCameraRig
-from motus_policy.drivers.realsense import RealSenseCamera, RealSenseCameraConfig
+from motus_policy.robots.realsense.driver import RealSenseCamera, RealSenseCameraConfig
+from motus_policy.robots.realsense.fake import SoftwareCameraRig
 
 H, W = 48, 64
 

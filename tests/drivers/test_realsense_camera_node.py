@@ -29,7 +29,7 @@ def test_fake_cameras_publish_images_info_and_ok_diagnostics(
     from rclpy.node import Node
     from sensor_msgs.msg import CameraInfo, Image
 
-    from motus_policy.ros.conversions import msg_to_image, time_to_ns
+    from motus_recorder.ros.conversions import msg_to_image, time_to_ns
 
     proc = spawn_node("motus_policy.ros.realsense_camera_node", "-p", "fake_cameras:=true")
     proc.wait_for("READY", 60)

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from motus_policy.backend_motus import MotusBackend
-from motus_policy.config import PolicyRuntimeConfig
-from motus_policy.evaluation.cli import main as eval_main
+from motus_policy.backends.motus import MotusBackend
+from motus_policy.cli.eval import main as eval_main
 from motus_policy.evaluation.lockstep import LockstepConfig, LockstepEvaluator, run_lockstep
+from motus_policy.runtime.config import PolicyRuntimeConfig
 from motus_recorder.profile import load_profile, with_image_size
 
 pytestmark = pytest.mark.slow

@@ -17,9 +17,9 @@ import pytest
 import yaml
 from bagfiles import HW, V, stamp_ns
 
+from motus_policy.cli.eval import main
 from motus_policy.evaluation.bag_reader import StreamMap, index_bag, open_bag
 from motus_policy.evaluation.baselines import ConstantVelocityBaseline
-from motus_policy.evaluation.cli import main
 from motus_policy.evaluation.replay import ReplayConfig, run_replay
 from motus_recorder import schema
 from motus_recorder.profile import load_profile

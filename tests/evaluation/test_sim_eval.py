@@ -8,7 +8,8 @@ import av
 import numpy as np
 import pytest
 
-from motus_policy.evaluation.cli import main
+from motus_policy.cli.eval import main
+from motus_policy.cli.eval_sim import seed_list, write_results
 from motus_policy.evaluation.sim_eval import (
     EpisodeOutcome,
     comparison_table,
@@ -17,7 +18,6 @@ from motus_policy.evaluation.sim_eval import (
     summarize,
     to_markdown,
 )
-from motus_policy.evaluation.sim_runner import seed_list, write_results
 from motus_policy.evaluation.video import Mp4Writer
 
 

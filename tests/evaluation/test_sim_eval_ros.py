@@ -7,7 +7,7 @@ import json
 import av
 import pytest
 
-from motus_policy.evaluation.cli import main
+from motus_policy.cli.eval import main
 
 
 @pytest.mark.ros

@@ -2,7 +2,7 @@
 
 import pytest
 
-from motus_policy.model import benchmark
+from benchmarks import model as benchmark
 
 
 def test_benchmark_tiny_smoke(capsys):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from motus_policy.model.pipeline import (
+from motus_policy.model.policy import (
     MotusPolicy,
     NormalizationStats,
     PolicyConfig,
@@ -178,7 +178,7 @@ def test_save_and_load_pretrained(policy, tmp_path):
 
 
 def test_near_constant_dimension_is_not_blown_up_by_normalisation():
-    from motus_policy.model.pipeline import NormalizationStats
+    from motus_policy.model.policy import NormalizationStats
     from motus_policy.training.data import normalize
 
     lo, hi = np.zeros(14), np.ones(14)

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from motus_policy.backend import PolicyBackend, make_backend
-from motus_policy.backend_motus import TINY_RANDOM, MotusBackend
+from motus_policy.backends import make_backend
+from motus_policy.backends.base import PolicyBackend
+from motus_policy.backends.motus import TINY_RANDOM, MotusBackend
 from motus_policy.types import Observation
 from motus_recorder.profile import load_profile
 

@@ -12,9 +12,9 @@ import time
 import numpy as np
 import pytest
 
-from motus_policy.backend import PolicyBackend
-from motus_policy.backend_fakes import ScriptedBackend, ScriptedConfig
-from motus_policy.backend_remote import RemoteBackend, RemoteBackendError
+from motus_policy.backends.base import PolicyBackend
+from motus_policy.backends.fakes import ScriptedBackend, ScriptedConfig
+from motus_policy.backends.remote import RemoteBackend, RemoteBackendError
 from motus_policy.types import Observation
 
 pytestmark = pytest.mark.timeout(120)
@@ -125,8 +125,8 @@ def test_child_dies_with_its_parent(tmp_path):
     script = textwrap.dedent(
         """
         import time
-        from motus_policy.backend_fakes import ScriptedConfig
-        from motus_policy.backend_remote import RemoteBackend
+        from motus_policy.backends.fakes import ScriptedConfig
+        from motus_policy.backends.remote import RemoteBackend
         rb = RemoteBackend("scripted", {"config": ScriptedConfig()})
         print(rb.pid, flush=True)
         time.sleep(60)
@@ -155,7 +155,7 @@ def test_motus_in_the_child_keeps_torch_out_of_the_parent():
     script = textwrap.dedent(
         """
         import sys
-        from motus_policy.backend_remote import RemoteBackend
+        from motus_policy.backends.remote import RemoteBackend
         from motus_recorder.profile import load_profile
         try:
             RemoteBackend("motus", {"profile": load_profile("aloha_sim"), "checkpoint": "/nope"})

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from motus_policy.chunking import ChunkScheduler
-from motus_policy.interpolation import PiecewiseLinear
+from motus_policy.runtime.chunking import ChunkScheduler
+from motus_policy.runtime.interpolation import PiecewiseLinear
 from motus_policy.types import ActionChunk
 
 P = 40_000_000  # 25 Hz action period

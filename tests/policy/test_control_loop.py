@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from motus_policy.control_loop import ControlLoop, TimingStats, period_figures
+from motus_policy.runtime.control_loop import ControlLoop, TimingStats, period_figures
 
 PERIOD = 33_333_333
 

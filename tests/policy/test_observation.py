@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from motus_policy.observation import (
+from motus_policy.runtime.observation import (
     ObservationAssembler,
     ObservationConfig,
     ObservationUnavailable,

@@ -51,7 +51,7 @@ class FakeRobot:
         n.create_timer(0.02, self._publish)
 
     def _publish(self):
-        from motus_policy.ros.conversions import image_to_msg, joint_state_to_msg
+        from motus_recorder.ros.conversions import image_to_msg, joint_state_to_msg
 
         now = self.node.get_clock().now().nanoseconds
         for name, pub in self.cam_pubs.items():
@@ -180,8 +180,8 @@ def test_trajectory_output_and_lifecycle_cleanup(spawn_node, ros_context, spin_i
     from lifecycle_msgs.msg import Transition
     from trajectory_msgs.msg import JointTrajectory
 
-    from motus_policy.ros.conversions import time_to_ns
     from motus_recorder.profile import load_profile
+    from motus_recorder.ros.conversions import time_to_ns
 
     profile = load_profile("aloha_sim")
     node = spawn_node(

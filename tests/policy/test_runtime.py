@@ -8,10 +8,10 @@ import logging
 import numpy as np
 import pytest
 
-from motus_policy.backend import PolicyBackend
-from motus_policy.backend_fakes import HoldBackend, ScriptedBackend, ScriptedConfig
-from motus_policy.config import PolicyRuntimeConfig
-from motus_policy.runtime import PolicyRuntime
+from motus_policy.backends.base import PolicyBackend
+from motus_policy.backends.fakes import HoldBackend, ScriptedBackend, ScriptedConfig
+from motus_policy.runtime.config import PolicyRuntimeConfig
+from motus_policy.runtime.policy_runtime import PolicyRuntime
 from motus_recorder.profile import load_profile
 
 HW = (8, 10)
@@ -265,7 +265,7 @@ def test_auto_state_source_follows_the_checkpoint_and_a_contradiction_is_logged(
     explicit = "command" if expected == "measured" else "measured"
     rig = Rig(fake_clock, PolicyRuntimeConfig(state_source=explicit),
               ScriptedConfig(qpos_source=trained))  # fmt: skip
-    with caplog.at_level(logging.WARNING, logger="motus_policy.runtime"):
+    with caplog.at_level(logging.WARNING, logger="motus_policy.runtime.policy_runtime"):
         rig.rt.load()
     assert rig.rt.state_source == explicit
     warned = [r.getMessage() for r in caplog.records if "state_source" in r.getMessage()]

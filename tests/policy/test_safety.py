@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from motus_policy.safety import SafetyConfig, SafetyGate
+from motus_policy.runtime.safety import SafetyConfig, SafetyGate
 from motus_recorder.profile import load_profile
 
 S = 1_000_000_000

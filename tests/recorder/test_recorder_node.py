@@ -43,7 +43,7 @@ def test_record_episode_over_dds(
     from std_msgs.msg import String
     from std_srvs.srv import Trigger
 
-    from motus_policy.ros.conversions import image_to_msg, joint_state_to_msg
+    from motus_recorder.ros.conversions import image_to_msg, joint_state_to_msg
 
     root = tmp_path / "ds"
     rec = spawn_node(

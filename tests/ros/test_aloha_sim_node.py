@@ -40,7 +40,7 @@ class Probe:
         from std_msgs.msg import String
         from trajectory_msgs.msg import JointTrajectory
 
-        from motus_policy.ros.conversions import msg_to_positions, time_to_ns
+        from motus_recorder.ros.conversions import msg_to_positions, time_to_ns
 
         self.node = n = Node("probe", context=ctx)
         latched = QoSProfile(
@@ -99,7 +99,7 @@ class Probe:
         return [*a.joint_names, a.gripper.joint_name]
 
     def command(self, arm: str, q7, stamp_ns: int = 0) -> None:
-        from motus_policy.ros.conversions import joint_state_to_msg
+        from motus_recorder.ros.conversions import joint_state_to_msg
 
         self.cmd[arm].publish(joint_state_to_msg(self.arm_names(arm), np.asarray(q7), stamp_ns))
 

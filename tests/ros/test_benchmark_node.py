@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from motus_policy.ros.benchmark_node import node_args, report
+from benchmarks.node_timing import node_args, report
 
 
 def test_setup_to_node_parameters():

@@ -2,14 +2,14 @@
 
 import pytest
 
-from motus_policy.demo import EMBEDDED_CHECKPOINT
+from motus_policy.cli.demo import EMBEDDED_CHECKPOINT
 
 
 @pytest.mark.ros
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_policy_controls_the_sim_in_each_strategy(ros_env, tmp_path):
-    from motus_policy.ros.closed_loop_check import STRATEGIES, run_check
+    from benchmarks.closed_loop import STRATEGIES, run_check
 
     args = {"checkpoint": str(EMBEDDED_CHECKPOINT), "image_height": "120", "image_width": "160"}
     reports = run_check(4.0, STRATEGIES, args, log_dir=str(tmp_path))

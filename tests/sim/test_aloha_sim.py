@@ -8,7 +8,12 @@ import mujoco
 import numpy as np
 import pytest
 
-from motus_policy.sim.aloha import CONTROL_PERIOD_NS, AlohaSim, AlohaSimConfig, CommandRejected
+from motus_policy.robots.aloha_sim.sim import (
+    CONTROL_PERIOD_NS,
+    AlohaSim,
+    AlohaSimConfig,
+    CommandRejected,
+)
 from motus_recorder.profile import load_profile
 
 GYM_IDS = {

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from motus_policy.sim.aloha import CONTROL_PERIOD_NS, AlohaSim, AlohaSimConfig
-from motus_policy.sim.commands import CommandRejected
-from motus_policy.sim.runner import AlohaSimNodeConfig, Pacer, SimRunner
+from motus_policy.robots.aloha_sim.commands import CommandRejected
+from motus_policy.robots.aloha_sim.runner import AlohaSimNodeConfig, Pacer, SimRunner
+from motus_policy.robots.aloha_sim.sim import CONTROL_PERIOD_NS, AlohaSim, AlohaSimConfig
 from motus_recorder.profile import load_profile
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from motus_policy.sim.commands import CommandRejected, check_arm_vector
-from motus_policy.sim.trajectory import TrajectoryFollower
+from motus_policy.robots.aloha_sim.commands import CommandRejected, check_arm_vector
+from motus_policy.robots.aloha_sim.trajectory import TrajectoryFollower
 from motus_recorder.profile import load_profile
 
 MS = 1_000_000

@@ -23,7 +23,7 @@ def test_teleop_node_clamps_rate_limits_and_holds_on_stale_leader(
     from rclpy.node import Node
     from sensor_msgs.msg import JointState
 
-    from motus_policy.ros.conversions import joint_state_to_msg, msg_to_positions, time_to_ns
+    from motus_recorder.ros.conversions import joint_state_to_msg, msg_to_positions, time_to_ns
 
     proc = spawn_node("motus_teleop.ros.teleop_node", "-p", "profile:=aloha_agilex_2")
     proc.wait_for("READY", 60)

@@ -22,7 +22,7 @@ def test_leader_to_follower_through_teleop(spawn_node, ros_context, spin_in_back
     from rclpy.node import Node
     from sensor_msgs.msg import JointState
 
-    from motus_policy.ros.conversions import msg_to_positions
+    from motus_recorder.ros.conversions import msg_to_positions
 
     common = ("-p", "fake_arm:=true", "-p", "can_interface:=virtual")
     leader = spawn_node(

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import torch
 
-from motus_policy.train import build_parser
+from motus_policy.cli.train import build_parser
 from motus_policy.training.config import TrainConfig
 from motus_policy.training.data import MotusEpisodeDataset
 from motus_policy.training.samples import EpisodeSamples, collate_batch, keep_raw_composite

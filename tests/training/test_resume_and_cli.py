@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from motus_policy.model.pipeline import MotusPolicy
-from motus_policy.train import build_parser, config_from_args
+from motus_policy.cli.train import build_parser, config_from_args
+from motus_policy.model.policy import MotusPolicy
 from motus_policy.training import stats
 from motus_policy.training.config import TrainConfig
 from motus_policy.training.schedule import WarmupLinearDecay, build_optimizer
@@ -31,7 +31,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     threads = str(torch.get_num_threads())
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": threads}
     proc = subprocess.run(
-        [sys.executable, "-m", "motus_policy.train", *args],
+        [sys.executable, "-m", "motus_policy.cli.train", *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from motus_policy.model.checkpoint import save_official_checkpoint
-from motus_policy.model.pipeline import NormalizationStats, PolicyConfig, build_tiny_policy
+from motus_policy.model.policy import NormalizationStats, PolicyConfig, build_tiny_policy
 from motus_policy.training.data import MotusEpisodeDataset
 from motus_policy.training.samples import (
     EpisodeSamples,
@@ -87,7 +87,7 @@ def test_mixed_text_source_uses_the_dataset_embedding_where_present():
     from motus_policy.model.configuration_motus import MotusConfig
     from motus_policy.model.encoders.tiny import build_tiny_encoders
     from motus_policy.model.modeling_motus import MotusModel
-    from motus_policy.model.pipeline import MotusPolicy
+    from motus_policy.model.policy import MotusPolicy
     from motus_policy.training.features import FeatureEncoder
 
     cfg = MotusConfig.from_preset("tiny", text_dim=4096)  # UMT5-XXL width, as the .pt files

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from motus_policy.model.encoders.vae import WAN22_LATENTS_MEAN
-from motus_policy.model.pipeline import MotusPolicy
+from motus_policy.model.policy import MotusPolicy
 from motus_policy.training.vae_trainer import (
     ClipSampler,
     VAETrainConfig,
@@ -88,7 +88,7 @@ def test_cli_writes_encoders_that_the_trainer_uses(tiny_dataset, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "2"}
     out = tmp_path / "vae"
     proc = subprocess.run(
-        [sys.executable, "-m", "motus_policy.train_vae", "--data", str(tiny_dataset),
+        [sys.executable, "-m", "motus_policy.cli.train_vae", "--data", str(tiny_dataset),
          "--out", str(out), "--max-steps", "2", "--batch-size", "2", "--stats-clips", "4",
          "--val-episodes", "1", "--quiet"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
@@ -99,7 +99,7 @@ def test_cli_writes_encoders_that_the_trainer_uses(tiny_dataset, tmp_path):
     assert encoders.vae.config.latents_mean != WAN22_LATENTS_MEAN
     run = tmp_path / "policy"
     proc = subprocess.run(
-        [sys.executable, "-m", "motus_policy.train", "--config", "tiny", "--data",
+        [sys.executable, "-m", "motus_policy.cli.train", "--config", "tiny", "--data",
          str(tiny_dataset), "--encoders", str(out / "encoders"), "--out", str(run),
          "--max-steps", "2", "--batch-size", "2", "--val-every", "0", "--save-every", "2",
          "--no-plot", "--val-episodes", "1"],

@@ -1,0 +1,199 @@
+"""Deterministic backends at the model boundary, for tests, benchmarks and demos.
+
+* :class:`HoldBackend` — every action is the observed state (the arm stays where it is).
+* :class:`ScriptedBackend` — a sinusoid around the state seen at the first call after
+  :meth:`~ScriptedBackend.reset`, as a function of *absolute* due time, so chunks predicted from
+  different observations agree where they overlap. Configurable artificial latency, imagined
+  frames in frame modes, and injectable faults (NaN, out-of-limit targets) to exercise the gate.
+
+Both honour ``action_prefix`` exactly (the first d actions are the prefix), as a real-time
+chunking backend must.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from motus_policy.backends.base import FRAME_MODES, check_mode
+from motus_policy.types import ActionChunk, Observation
+
+FAULTS = ("", "nan", "out_of_limit")
+
+
+def _busy(seconds: float) -> None:
+    """Compute in pure Python for ``seconds`` (holds the GIL between switch intervals)."""
+    end = time.perf_counter() + seconds
+    x = 0
+    while time.perf_counter() < end:
+        x += 1
+
+
+@dataclass
+class ScriptedConfig:
+    """Settings of :class:`ScriptedBackend` (mutable at run time: tests flip ``fault``).
+
+    Attributes:
+        action_rate_hz: action rate.
+        chunk_size: A.
+        amplitude_rad: sinusoid amplitude on the arm joints (grippers move by a quarter of it).
+        frequency_hz: sinusoid frequency.
+        latency_s: artificial inference time (slept through the injected ``sleep``).
+        busy: spend ``latency_s`` computing in pure Python instead (holds the GIL, like a model
+            whose Python code launches many small kernels): the worst case for a control
+            thread in the same process, see ``benchmark_node``.
+        num_frames: imagined frames per chunk in frame modes; frame_hw their (H, W).
+        fault: "" | "nan" (action 0..A of joint 0 are NaN) | "out_of_limit" (joint 1 at 10 rad).
+        qpos_source: the training qpos this fake claims ("command" / "state"; "" = unknown).
+    """
+
+    action_rate_hz: float = 25.0
+    chunk_size: int = 16
+    amplitude_rad: float = 0.2
+    frequency_hz: float = 0.25
+    latency_s: float = 0.0
+    busy: bool = False
+    num_frames: int = 4
+    frame_hw: tuple[int, int] = (48, 64)
+    fault: str = ""
+    qpos_source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.action_rate_hz <= 0 or self.chunk_size < 1 or self.latency_s < 0:
+            raise ValueError(f"bad ScriptedConfig {self}")
+        if self.fault not in FAULTS:
+            raise ValueError(f"fault: expected one of {list(FAULTS)}, got {self.fault!r}")
+        if self.qpos_source not in ("", "command", "state"):
+            raise ValueError(
+                f"qpos_source: expected '', 'command' or 'state', got {self.qpos_source!r}"
+            )
+
+
+class ScriptedBackend:
+    """Sinusoidal fake policy (see module docstring). Threads: ``infer`` on the worker only.
+
+    Args:
+        config: settings.
+        sleep: called with the latency in seconds (``time.sleep``; a fake clock's ``advance``).
+    """
+
+    def __init__(
+        self, config: ScriptedConfig | None = None, sleep: Callable[[float], object] = time.sleep
+    ):
+        self.config = config or ScriptedConfig()
+        self._sleep = sleep
+        self._center: np.ndarray | None = None
+        self.calls: list[dict] = []
+        self.loaded = False
+        self._lock = threading.Lock()
+
+    @property
+    def action_rate_hz(self) -> float:
+        """Action rate (Hz) from the config."""
+        return self.config.action_rate_hz
+
+    @property
+    def chunk_size(self) -> int:
+        """Actions per chunk from the config."""
+        return self.config.chunk_size
+
+    @property
+    def qpos_source(self) -> str | None:
+        """The config's claimed training qpos (None when "")."""
+        return self.config.qpos_source or None
+
+    def load(self, progress: Callable[[str], None] | None = None) -> None:
+        """Nothing to load; reports two progress lines."""
+        for line in ("scripted backend: building", "scripted backend: ready"):
+            if progress:
+                progress(line)
+        self.loaded = True
+
+    def reset(self) -> None:
+        """Re-centre the sinusoid on the next observation."""
+        with self._lock:
+            self._center = None
+
+    def _wave(self, stamps_ns: np.ndarray) -> np.ndarray:
+        c = self.config
+        phase = 2 * np.pi * c.frequency_hz * (stamps_ns.astype(np.float64) / 1e9)
+        s = np.sin(phase)[:, None]
+        amp = np.full(14, c.amplitude_rad)
+        amp[[6, 13]] = c.amplitude_rad / 4
+        return self._center[None] + s * amp[None]
+
+    def infer(
+        self,
+        obs: Observation,
+        *,
+        mode: str,
+        num_steps: int,
+        action_prefix: np.ndarray | None,
+        instruction: str,
+        future_frames: np.ndarray | None = None,
+    ) -> ActionChunk:
+        """Sinusoid chunk for ``obs``; see the protocol in :mod:`motus_policy.backends.base`.
+
+        ``future_frames`` (idm) is accepted and ignored.
+        """
+        check_mode(mode)
+        c = self.config
+        with self._lock:
+            if self._center is None:
+                self._center = np.asarray(obs.state, dtype=np.float64).copy()
+            self.calls.append(
+                {
+                    "mode": mode,
+                    "num_steps": num_steps,
+                    "instruction": instruction,
+                    "prefix_len": 0 if action_prefix is None else len(action_prefix),
+                    "stamp_ns": obs.stamp_ns,
+                    "state": np.asarray(obs.state).copy(),
+                }
+            )
+        if c.latency_s > 0 and c.busy:
+            _busy(c.latency_s)
+        elif c.latency_s > 0:
+            self._sleep(c.latency_s)
+        period_ns = int(round(1e9 / c.action_rate_hz))
+        stamps = obs.stamp_ns + np.arange(1, c.chunk_size + 1, dtype=np.int64) * period_ns
+        actions = self._wave(stamps)
+        if action_prefix is not None:
+            d = len(action_prefix)
+            actions[:d] = action_prefix  # exact inpainting of the committed actions
+        if c.fault == "nan":
+            actions[:, 0] = np.nan
+        elif c.fault == "out_of_limit":
+            actions[:, 1] = 10.0
+        frames = frame_stamps = None
+        if mode in FRAME_MODES and c.num_frames > 0:
+            frames = np.zeros((c.num_frames, *c.frame_hw, 3), dtype=np.uint8)
+            for j in range(c.num_frames):
+                frames[j, :, :, j % 3] = 40 * (j + 1)
+            every = max(1, c.chunk_size // c.num_frames)
+            frame_stamps = tuple(
+                int(stamps[min(c.chunk_size, (j + 1) * every) - 1]) for j in range(c.num_frames)
+            )
+        return ActionChunk(
+            actions.astype(np.float32), obs.stamp_ns, period_ns, frames, frame_stamps
+        )
+
+
+class HoldBackend(ScriptedBackend):
+    """Every action equals the observed state (the prefix, if any, is kept)."""
+
+    def __init__(
+        self, config: ScriptedConfig | None = None, sleep: Callable[[float], object] = time.sleep
+    ):
+        super().__init__(config or ScriptedConfig(amplitude_rad=0.0, num_frames=0), sleep)
+
+    def _wave(self, stamps_ns: np.ndarray) -> np.ndarray:
+        return np.repeat(self._center[None], len(stamps_ns), axis=0)
+
+    def infer(self, obs: Observation, **kw) -> ActionChunk:  # noqa: D102 - see ScriptedBackend
+        self.reset()
+        return super().infer(obs, **kw)

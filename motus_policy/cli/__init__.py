@@ -1,0 +1,1 @@
+"""Command-line programs (the top layer): demo, training, VAE training, evaluation."""

@@ -1,1 +1,0 @@
-"""Robot I/O drivers (ROS-free cores): Piper arms over piper-sdk, RealSense cameras."""

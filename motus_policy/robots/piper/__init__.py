@@ -1,0 +1,1 @@
+"""Piper arm over piper-sdk (CAN): the driver core and a fake arm for tests."""

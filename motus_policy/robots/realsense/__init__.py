@@ -1,0 +1,1 @@
+"""RealSense cameras over pyrealsense2: the driver core and a software camera rig."""

@@ -1,1 +1,0 @@
-"""Simulated robots (ROS-free cores): MuJoCo ALOHA from gym-aloha, trajectory following."""
