@@ -107,7 +107,7 @@ SIGTERM_PARENT = """
 import time
 from motus_policy.bringup.description import NodeSpec
 from motus_policy.bringup.runner import BringupRunner
-with BringupRunner([NodeSpec("sleeper", "sleeper", "tests.bringup.sleeper")]) as runner:
+with BringupRunner([NodeSpec("sleeper", "sleeper", "tests.fakes.sleeper")]) as runner:
     runner.wait_ready(30)
     print("UP", flush=True)
     time.sleep(60)

@@ -1,4 +1,4 @@
-"""Open-loop replay on tiny bags whose metrics are computed by hand (see bagfiles.py).
+"""Open-loop replay on tiny bags whose metrics are computed by hand (see tests/fakes/bags.py).
 
 Recorded joint j: Q0[j] + V[j] * t; camera frame i: constant value 2 i. The hold backend predicts
 the observed state for every step, so the error of step k (0-based) on joint j is
@@ -15,7 +15,6 @@ import av
 import numpy as np
 import pytest
 import yaml
-from bagfiles import HW, V, stamp_ns
 
 from motus_policy.cli.eval import main
 from motus_policy.evaluation.bag_reader import StreamMap, index_bag, open_bag
@@ -23,6 +22,7 @@ from motus_policy.evaluation.baselines import ConstantVelocityBaseline
 from motus_policy.evaluation.replay import ReplayConfig, run_replay
 from motus_recorder import schema
 from motus_recorder.profile import load_profile
+from tests.fakes.bags import HW, V, stamp_ns
 
 REPO = Path(__file__).resolve().parents[2]
 A = 4
@@ -132,7 +132,7 @@ def test_scripted_backend_matches_linear_motion(make_bag):
 def test_foreign_bag_jpeg_mapped_by_profile_yaml(tmp_path):
     """A bag from another tool: other topics, one /joint_states for both arms (names in another
     order), JPEG CompressedImage; read through a profile YAML written here."""
-    from bagfiles import write_bag
+    from tests.fakes.bags import write_bag
 
     data = yaml.safe_load((REPO / "config/robots/aloha_agilex_2.yaml").read_text())
     data["name"] = "foreign_tool"
@@ -255,7 +255,7 @@ def test_replay_reads_a_bag_written_by_our_recorder(make_bag, tmp_path):
 def test_idm_replay_gives_the_backend_the_recorded_future_frames(make_bag):
     """IDM: actions from observed frames; the backend receives the recorded T-layout composites
     at its video-frame times (frame i of every camera has value 2 i)."""
-    from bagfiles import stamp_ns
+    from tests.fakes.bags import stamp_ns
 
     bag = make_bag(n=N)
     prof = load_profile("aloha_agilex_2")

@@ -6,7 +6,7 @@ import torch
 from motus_policy.model import MotusConfig, MotusModel
 from motus_policy.model import joint_attention as ja
 from motus_policy.model.attention import attention
-from tests.model.tiny_keys import TINY_KEY_SHAPES, TINY_NUM_KEYS
+from tests.fakes.tiny_keys import TINY_KEY_SHAPES, TINY_NUM_KEYS
 
 CFG = MotusConfig.from_preset("tiny")
 B = 2

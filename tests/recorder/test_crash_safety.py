@@ -19,7 +19,7 @@ from motus_recorder.writers.motus_format import (
     WriterConfig,
     committed_indices,
 )
-from tests.recorder.recorder_fixtures import frame_at
+from tests.fakes.recordings import frame_at
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,7 +28,7 @@ import os, signal, sys, time
 from motus_recorder.profile import load_profile
 from motus_recorder.writers import motus_format
 from motus_recorder.writers.motus_format import MotusFormatWriter, WriterConfig
-from tests.recorder.recorder_fixtures import frame_at
+from tests.fakes.recordings import frame_at
 
 root, profile_path, mode = sys.argv[1:4]
 prof = load_profile(profile_path)
@@ -183,7 +183,7 @@ LOOP_CHILD = """
 import sys
 from motus_recorder.profile import load_profile
 from motus_recorder.writers.motus_format import MotusFormatWriter, WriterConfig
-from tests.recorder.recorder_fixtures import frame_at
+from tests.fakes.recordings import frame_at
 
 root, profile_path = sys.argv[1:3]
 prof = load_profile(profile_path)

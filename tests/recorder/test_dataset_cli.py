@@ -11,7 +11,7 @@ from motus_recorder.cli import main
 from motus_recorder.dataset import TaskFolder, find_tasks
 from motus_recorder.writers import torch_io
 from motus_recorder.writers.motus_format import MotusFormatWriter, WriterConfig
-from tests.recorder.recorder_fixtures import frame_at, qpos_at
+from tests.fakes.recordings import frame_at, qpos_at
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from rosbags.typesys import Stores, get_typestore
 
 from motus_recorder.writers.motus_format import MotusFormatWriter, WriterConfig
 from motus_recorder.writers.raw_bag import RawBagWriter
-from tests.recorder.recorder_fixtures import frame_at
+from tests.fakes.recordings import frame_at
 
 TS = get_typestore(Stores.ROS2_JAZZY)
 

@@ -11,7 +11,7 @@ import pytest
 from motus_recorder.dataset import validate
 from motus_recorder.recorder import Recorder, RecorderConfig
 from motus_recorder.writers import torch_io
-from tests.recorder.recorder_fixtures import image_at, qpos_at
+from tests.fakes.recordings import image_at, qpos_at
 
 P_S = 0.04  # 25 Hz
 

@@ -15,7 +15,7 @@ import pytest
 
 from motus_recorder.dataset import TaskFolder, validate
 from motus_recorder.writers import torch_io
-from tests.recorder.recorder_fixtures import image_at, qpos_at
+from tests.fakes.recordings import image_at, qpos_at
 
 REPO = Path(__file__).resolve().parents[2]
 

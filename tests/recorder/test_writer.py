@@ -13,7 +13,7 @@ from motus_recorder.episode import Frame, FrameError
 from motus_recorder.writers import torch_io
 from motus_recorder.writers.motus_format import MotusFormatWriter, WriterConfig
 from motus_recorder.writers.video import BackPressureError, EncoderWorker, VideoEncoder
-from tests.recorder.recorder_fixtures import frame_at, qpos_at
+from tests.fakes.recordings import frame_at, qpos_at
 
 
 def _decode(path):

@@ -20,7 +20,7 @@ from motus_policy.training.schedule import WarmupLinearDecay, build_optimizer
 from motus_policy.training.trainer import Trainer
 from motus_policy.types import Observation
 from motus_recorder import schema
-from tests.training.conftest import write_tiny_dataset
+from tests.fakes.datasets import write_tiny_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,15 +1,14 @@
-"""Fixtures for training tests: a tiny Motus-format dataset written by the real recorder writer."""
+"""A tiny Motus-format dataset written by the real recorder writer (for training tests)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from motus_recorder.profile import load_profile
 from motus_recorder.writers.motus_format import MotusFormatWriter, WriterConfig
-from tests.recorder.recorder_fixtures import frame_at, write_small_profile
+from tests.fakes.recordings import frame_at, write_small_profile
 
 EPISODE_FRAMES = (60, 64, 56)  # tiny preset: A*g = 48, so c ranges over 0..T-49
 INSTRUCTIONS = ("pick up the red cube", "put the cube in the bowl", "open the drawer")
@@ -38,9 +37,3 @@ def write_tiny_dataset(root: Path, with_embeddings: bool = False) -> Path:
     finally:
         writer.close()
     return root
-
-
-@pytest.fixture(scope="session")
-def tiny_dataset(tmp_path_factory) -> Path:
-    """Session-wide read-only tiny dataset root."""
-    return write_tiny_dataset(tmp_path_factory.mktemp("motus_data") / "root")

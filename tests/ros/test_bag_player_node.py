@@ -8,9 +8,9 @@ import time
 
 import numpy as np
 import pytest
-from bagfiles import T0_NS, stamp_ns
 
 from motus_recorder.profile import load_profile
+from tests.fakes.bags import T0_NS, stamp_ns
 
 N = 20
 RATE_HZ = 20.0

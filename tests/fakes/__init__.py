@@ -1,0 +1,1 @@
+"""Shared fakes, fixtures and data writers for the tests (only fakes at the hardware boundary)."""
