@@ -70,6 +70,11 @@ class ArmProfile:
     driver: Mapping[str, Any] = field(default_factory=dict)
     """Driver-specific settings (CAN interface for Piper, vendor topic names, ...)."""
 
+    @property
+    def joint_state_names(self) -> tuple[str, ...]:
+        """The arm's 7 names as in its JointState messages: 6 joints, then the gripper joint."""
+        return (*self.joint_names, self.gripper.joint_name)
+
 
 @dataclass(frozen=True)
 class CameraProfile:

@@ -33,6 +33,9 @@ ARM_SLICES = {"left": slice(0, 7), "right": slice(7, 14)}
 
 ARM_NAMES = ("left", "right")
 
+NS_PER_S = 1_000_000_000
+"""Nanoseconds per second: every time in the cores is an int count of ns (ROS time)."""
+
 CAMERA_NAMES = ("cam_high", "cam_left_wrist", "cam_right_wrist")
 """Camera names in T-layout order: head, left wrist, right wrist."""
 

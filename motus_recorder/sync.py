@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-NS_PER_S = 1_000_000_000
+from motus_recorder.schema import NS_PER_S
 
 
 @dataclass(frozen=True)

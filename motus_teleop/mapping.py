@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-NS_PER_S = 1_000_000_000
+from motus_recorder.schema import NS_PER_S
 
 
 @dataclass

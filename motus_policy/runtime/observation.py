@@ -19,8 +19,8 @@ import numpy as np
 from motus_policy.types import Observation
 from motus_recorder import schema
 from motus_recorder.profile import RobotProfile
+from motus_recorder.schema import NS_PER_S
 
-NS_PER_S = 1_000_000_000
 ACCEPTED_ENCODINGS = ("rgb8", "bgr8")
 """Encodings :meth:`ObservationAssembler.update_image` accepts; bgr8 is converted to RGB."""
 

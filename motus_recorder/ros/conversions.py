@@ -13,7 +13,7 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from sensor_msgs.msg import Image, JointState
 
-NS_PER_S = 1_000_000_000
+from motus_recorder.schema import NS_PER_S
 
 
 def time_to_ns(t: Time) -> int:
