@@ -26,7 +26,10 @@ NODES = {
 }
 CLIS = {
     "motus-bringup": "motus_policy.bringup.runner:main",
+    "motus-demo": "motus_policy.cli.demo:main",
     "motus-eval": "motus_policy.cli.eval:main",
+    "motus-train": "motus_policy.cli.train:main",
+    "motus-train-vae": "motus_policy.cli.train_vae:main",
     "motus-dataset": "motus_recorder.cli:main",
     "motus-expert": "motus_teleop.expert.__main__:main",
     "motus-lifecycle": "motus_policy.ros.lifecycle_cli:main",

@@ -21,6 +21,28 @@ import numpy as np
 
 from motus_recorder import schema
 
+MODES = ("joint", "vla", "vgm", "wm", "idm")
+"""Motus inference modes (paper §4.1, Algorithms 2-6): ``joint`` (the official deployment mode:
+video and actions denoised together), ``vla`` (actions only), ``vgm`` (video only), ``wm`` (world
+model: video given actions), ``idm`` (inverse dynamics: actions given future frames)."""
+
+FRAME_MODES = ("joint", "wm", "vgm")
+"""Modes that predict ("imagine") future frames."""
+
+ACTION_MODES = ("joint", "vla", "idm")
+"""Modes whose actions the runtime may execute."""
+
+
+def check_mode(mode: str) -> str:
+    """Return ``mode`` unchanged.
+
+    Raises:
+        ValueError: ``mode`` is not one of :data:`MODES` (the message lists them).
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode: expected one of {list(MODES)}, got {mode!r}")
+    return mode
+
 
 @dataclass(frozen=True)
 class Observation:

@@ -14,18 +14,14 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from motus_policy.types import ActionChunk, Observation
-
-MODES = ("vla", "joint", "wm", "idm", "vgm")
-"""Motus inference modes (reference §2.3): ``joint`` (official: video + actions), ``vla``
-(actions only), ``wm`` (video given actions), ``idm`` (actions given future frames), ``vgm``
-(video only)."""
-
-FRAME_MODES = ("joint", "wm", "vgm")
-"""Modes that predict ("imagine") future frames."""
-
-ACTION_MODES = ("joint", "vla", "idm")
-"""Modes whose actions the runtime may execute."""
+from motus_policy.types import (  # noqa: F401 - the modes are part of the backend API
+    ACTION_MODES,
+    FRAME_MODES,
+    MODES,
+    ActionChunk,
+    Observation,
+    check_mode,
+)
 
 
 @runtime_checkable
@@ -113,10 +109,3 @@ def video_frame_offsets_ns(backend: object) -> tuple[int, ...]:
             f"{type(backend).__name__} does not declare video_frame_offsets_ns: no idm"
         )
     return tuple(int(o) for o in offsets)
-
-
-def check_mode(mode: str) -> str:
-    """Return ``mode`` or raise ValueError naming the known modes."""
-    if mode not in MODES:
-        raise ValueError(f"mode: expected one of {list(MODES)}, got {mode!r}")
-    return mode

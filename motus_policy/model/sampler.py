@@ -33,8 +33,8 @@ import torch
 
 from motus_policy.model.modeling_motus import MotusConditioning, MotusModel
 from motus_policy.model.scheduler import EulerSchedule
+from motus_policy.types import MODES
 
-MODES = ("joint", "vla", "vgm", "wm", "idm")
 _DENOISE_VIDEO = {"joint": True, "vla": False, "vgm": True, "wm": True, "idm": False}
 _DENOISE_ACTIONS = {"joint": True, "vla": True, "vgm": False, "wm": False, "idm": True}
 T_NOISE = 1000.0  # timestep of a modality held at pure noise (σ = 1)

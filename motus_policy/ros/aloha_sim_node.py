@@ -21,10 +21,8 @@ import threading
 import time
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseArray
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
@@ -40,6 +38,7 @@ from motus_policy.ros.sim_messages import camera_msg, clock_msg, pose_array_msg,
 from motus_recorder import schema
 from motus_recorder.profile import load_profile
 from motus_recorder.ros.conversions import joint_state_to_msg, msg_to_positions, time_to_ns
+from motus_recorder.ros.spin import run_node
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(
@@ -238,19 +237,7 @@ class AlohaSimNode(Node):
 
 def main(args=None) -> None:
     """Entry point: ``python -m motus_policy.ros.aloha_sim_node --ros-args -p mode:=lockstep``."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = AlohaSimNode()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(AlohaSimNode, args)
 
 
 if __name__ == "__main__":

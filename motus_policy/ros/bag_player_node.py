@@ -20,8 +20,6 @@ import threading
 import time
 from dataclasses import dataclass, field, fields
 
-import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
@@ -29,6 +27,7 @@ from rosgraph_msgs.msg import Clock
 from motus_policy.evaluation.bag_player import BagPlayer, BagPlayerConfig, profile_remap
 from motus_policy.evaluation.bag_reader import open_bag
 from motus_recorder.ros.conversions import ns_to_time
+from motus_recorder.ros.spin import run_node
 
 
 @dataclass(frozen=True)
@@ -153,19 +152,7 @@ class BagPlayerNode(Node):
 
 def main(args=None) -> None:
     """Run the node until shutdown."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = BagPlayerNode()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(BagPlayerNode, args)
 
 
 if __name__ == "__main__":

@@ -23,8 +23,6 @@ import dataclasses
 import time
 
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_srvs.srv import SetBool, Trigger
@@ -40,6 +38,7 @@ from motus_policy.robots.piper.fake import FakePiperArm, FakePiperConfig
 from motus_policy.robots.trajectory import TrajectoryInterpolator
 from motus_recorder.profile import load_profile
 from motus_recorder.ros.conversions import joint_state_to_msg, msg_to_positions, time_to_ns
+from motus_recorder.ros.spin import run_node
 
 TUNABLES = ("gripper_effort_nm", "speed_rate_percent", "enable_timeout_s")
 """PiperArmConfig fields exposed as ROS parameters (the rest come from the profile)."""
@@ -205,15 +204,7 @@ class PiperArmNode(Node):
 
 def main(args=None) -> None:
     """Entry point ``piper_arm_node``."""
-    rclpy.init(args=args)
-    node = PiperArmNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(PiperArmNode, args)
 
 
 if __name__ == "__main__":

@@ -51,10 +51,8 @@ import os
 import sys
 import threading
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -76,6 +74,7 @@ from motus_policy.runtime.control_loop import ControlLoop, TimingStats
 from motus_policy.runtime.policy_runtime import GIL_SWITCH_INTERVAL_S, PolicyRuntime
 from motus_recorder.profile import load_profile
 from motus_recorder.ros.conversions import image_to_msg
+from motus_recorder.ros.spin import run_node
 
 
 class PolicyNode(LifecycleNode):
@@ -415,18 +414,8 @@ class PolicyNode(LifecycleNode):
 def main(args=None) -> None:
     """Run the node on a SingleThreadedExecutor."""
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)  # control thread vs inference thread
-    rclpy.init(args=args)
-    node = PolicyNode()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node._release()  # stops the control thread and the backend process
-        node.destroy_node()
-        rclpy.try_shutdown()
+    # _release stops the control thread and the backend process
+    run_node(PolicyNode, args, on_exit=lambda node: node._release())
 
 
 if __name__ == "__main__":

@@ -17,9 +17,7 @@ Threads: one SingleThreadedExecutor thread polls every camera from a timer (plat
 
 from __future__ import annotations
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image
@@ -35,6 +33,7 @@ from motus_policy.robots.realsense.driver import (
 from motus_policy.robots.realsense.fake import SoftwareCameraRig
 from motus_recorder.profile import load_profile
 from motus_recorder.ros.conversions import image_to_msg, ns_to_time
+from motus_recorder.ros.spin import run_node
 
 QOS_DEPTH = 5
 
@@ -160,15 +159,7 @@ class RealSenseCameraNode(Node):
 
 def main(args=None) -> None:
     """Entry point ``realsense_camera_node``."""
-    rclpy.init(args=args)
-    node = RealSenseCameraNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(RealSenseCameraNode, args)
 
 
 if __name__ == "__main__":

@@ -23,8 +23,6 @@ import dataclasses
 import json
 import logging
 
-import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import serialize_message
@@ -35,6 +33,7 @@ from std_srvs.srv import Trigger
 from motus_recorder.profile import load_profile, with_image_size
 from motus_recorder.recorder import Recorder, RecorderConfig
 from motus_recorder.ros.conversions import msg_to_image, msg_to_positions, time_to_ns
+from motus_recorder.ros.spin import run_node
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 JOINT_TYPE = "sensor_msgs/msg/JointState"
@@ -150,19 +149,7 @@ class RecorderNode(Node):
 def main(args: list[str] | None = None) -> None:
     """Run the recorder node until shutdown."""
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s] [%(name)s]: %(message)s")
-    rclpy.init(args=args)
-    node = RecorderNode()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.recorder.close()
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(RecorderNode, args, on_exit=lambda node: node.recorder.close())
 
 
 if __name__ == "__main__":

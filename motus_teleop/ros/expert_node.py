@@ -18,9 +18,7 @@ import functools
 import json
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseArray
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
@@ -30,6 +28,7 @@ from std_srvs.srv import Trigger
 from motus_recorder import schema
 from motus_recorder.profile import load_profile
 from motus_recorder.ros.conversions import joint_state_to_msg, msg_to_positions, time_to_ns
+from motus_recorder.ros.spin import run_node
 from motus_teleop.expert import make_expert
 from motus_teleop.operator import Episode, ScriptedOperator
 
@@ -185,15 +184,7 @@ class ExpertNode(Node):
 
 def main(args=None) -> None:
     """Run the expert node until Ctrl-C."""
-    rclpy.init(args=args)
-    node = ExpertNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(ExpertNode, args)
 
 
 if __name__ == "__main__":

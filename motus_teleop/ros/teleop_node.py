@@ -19,8 +19,6 @@ Threads: one SingleThreadedExecutor thread runs every callback (platform.md §1.
 
 from __future__ import annotations
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
@@ -28,6 +26,7 @@ from std_srvs.srv import SetBool
 
 from motus_recorder.profile import load_profile
 from motus_recorder.ros.conversions import joint_state_to_msg, msg_to_positions
+from motus_recorder.ros.spin import run_node
 from motus_teleop.mapping import TeleopMapper, TeleopMappingConfig
 
 LOG_THROTTLE_S = 1.0
@@ -184,15 +183,7 @@ class TeleopNode(Node):
 
 def main(args=None) -> None:
     """Entry point ``teleop_node``."""
-    rclpy.init(args=args)
-    node = TeleopNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(TeleopNode, args)
 
 
 if __name__ == "__main__":
