@@ -32,7 +32,7 @@ CLIS = {
     "motus-train-vae": "motus_policy.cli.train_vae:main",
     "motus-dataset": "motus_recorder.cli:main",
     "motus-expert": "motus_teleop.expert.__main__:main",
-    "motus-lifecycle": "motus_policy.ros.lifecycle_cli:main",
+    "motus-lifecycle": "motus_policy.cli.ros.lifecycle:main",
 }
 
 setup(

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log-dir", default="outputs/record_demos")
     ns = ap.parse_args(argv)
 
-    from motus_policy.ros.sim_eval_client import SimEvalClient, init_context
+    from motus_policy.cli.ros.sim_eval_client import SimEvalClient, init_context
 
     profile = load_profile("aloha_sim")
     length_s = float(profile.extras["episode_length_s"][ns.task])

@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     ):
         ap.error(f"no checkpoint folder at {ns.checkpoint}")
 
-    from motus_policy.ros.imagination_video import ImaginationVideo
-    from motus_policy.ros.sim_eval_client import SimEvalClient, init_context
+    from motus_policy.cli.ros.imagination_video import ImaginationVideo
+    from motus_policy.cli.ros.sim_eval_client import SimEvalClient, init_context
 
     out = Path(ns.out)
     out.mkdir(parents=True, exist_ok=True)

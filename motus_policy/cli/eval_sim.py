@@ -3,7 +3,7 @@
 Starts a bring-up description (``sim_expert``: simulator + scripted expert; ``sim``: simulator +
 policy node) with :class:`~motus_policy.bringup.runner.BringupRunner`, or attaches to a running
 graph (``--attach``), then drives one episode per seed with
-:class:`~motus_policy.ros.sim_eval_client.SimEvalClient`. Results go to ``sim_eval.json`` and
+:class:`~motus_policy.cli.ros.sim_eval_client.SimEvalClient`. Results go to ``sim_eval.json`` and
 ``sim_eval.md`` in the output folder (written when complete; an aborted run is written with its
 ``aborted`` reason and exit status 1).
 """
@@ -83,7 +83,7 @@ def run_sim_eval(ns) -> int:
     """Run the episodes described by the parsed ``motus-eval sim`` arguments; returns 0/1."""
     from motus_policy.bringup import load_bringup
     from motus_policy.bringup.runner import BringupRunner
-    from motus_policy.ros.sim_eval_client import SimEvalClient, init_context
+    from motus_policy.cli.ros.sim_eval_client import SimEvalClient, init_context
     from motus_recorder.profile import load_profile
 
     seeds = seed_list(*ns.seeds, ns.episodes)

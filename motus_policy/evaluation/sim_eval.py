@@ -1,8 +1,9 @@
 """Closed-loop evaluation bookkeeping (ROS-free): episode outcomes and the summary table.
 
-The ROS side (:mod:`motus_policy.ros.sim_eval_client`) resets the simulator with each seed, lets
-the agent under test (scripted expert or policy node) act, and records an :class:`EpisodeOutcome`;
-this module turns outcomes into the success rate with its Wilson 95 % interval.
+The ROS side (:mod:`motus_policy.cli.ros.sim_eval_client`) resets the simulator with each seed,
+lets the agent under test (scripted expert or policy node) act, and records an
+:class:`EpisodeOutcome`; this module turns outcomes into the success rate with its Wilson
+95 % interval.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import pytest
 
 def _cli(*args):
     return subprocess.run(
-        [sys.executable, "-m", "motus_policy.ros.lifecycle_cli", *args],
+        [sys.executable, "-m", "motus_policy.cli.ros.lifecycle", *args],
         capture_output=True,
         text=True,
         timeout=60,

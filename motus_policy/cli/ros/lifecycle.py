@@ -1,6 +1,6 @@
 """Drive a lifecycle node from the command line (no `ros2 lifecycle` in pip installs).
 
-``python -m motus_policy.ros.lifecycle_cli activate`` (default node ``/motus_policy``);
+``python -m motus_policy.cli.ros.lifecycle activate`` (default node ``/motus_policy``);
 transitions: configure, activate, deactivate, cleanup, shutdown; ``get`` prints the state.
 Exit code 0 when the transition succeeded (or ``get`` answered), 1 otherwise.
 """
