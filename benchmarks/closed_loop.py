@@ -33,11 +33,11 @@ from std_msgs.msg import String
 
 from motus_policy.bringup import load_bringup
 from motus_policy.bringup.runner import BringupRunner
+from motus_policy.runtime.config import STRATEGIES, STRATEGY_ALIASES
 from motus_recorder import schema
 from motus_recorder.profile import load_profile
 from motus_recorder.ros.conversions import msg_to_positions, time_to_ns
 
-STRATEGIES = ("sync", "temporal_ensemble", "prefix")
 POLICY_NODE = "motus_policy"
 
 
@@ -78,7 +78,7 @@ class _Monitor(Node):
         self.cmds: dict[str, list[tuple[int, np.ndarray]]] = {a.name: [] for a in profile.arms}
         self.states: dict[str, list[np.ndarray]] = {a.name: [] for a in profile.arms}
         for arm in profile.arms:
-            names = [*arm.joint_names, arm.gripper.joint_name]
+            names = list(arm.joint_state_names)
             self.create_subscription(
                 JointState,
                 arm.command_topic,
@@ -208,7 +208,14 @@ def main(argv=None) -> int:
     """CLI; see the module docstring."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=60.0, help="sim seconds per strategy")
-    ap.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES)
+    ap.add_argument(
+        "--strategies",
+        nargs="+",
+        default=list(STRATEGIES),
+        choices=STRATEGIES,
+        type=lambda s: STRATEGY_ALIASES.get(s, s),
+        help="chunk strategies to run, in this order ('prefix' = rtc; default: all)",
+    )
     ap.add_argument("--checkpoint", default="tiny-random")
     ap.add_argument("--image-size", default="120x160", help="sim camera HxW (default 120x160)")
     ap.add_argument("--log-dir", default="outputs/closed_loop_check")

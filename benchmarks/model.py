@@ -8,13 +8,13 @@ Random weights. Two paths in the same process, same weights, same observation:
 * ``lean``: our path (T5 cached per instruction, VLM once per observation, text K/V cached,
   no VAE decode since frames are not requested);
 * ``official``: the official loop's work (T5 per call, VLM + und adapter every step, no K/V
-  cache, VAE decode always; reference §2.2, §6.2, §8).
+  cache, VAE decode always; docs/motus.md §2.2, §6.2, §8).
 
 Per path: median and p90 of the per-chunk latency over ``--runs`` runs after warm-up, per-stage
 medians, peak memory (``torch.cuda.max_memory_allocated`` on GPU, process max RSS on CPU), and
 the official/lean ratio. Full-size models (≈5 B + 2 B + 5.7 B parameters) are refused on CPU
 without ``--force``. Full-size encoders are built from their published architectures
-(Wan2.2 VAE, umt5-xxl, Qwen3-VL-2B; reference §1.4, §7) with a byte-level tokenizer.
+(Wan2.2 VAE, umt5-xxl, Qwen3-VL-2B; docs/motus.md §1.4, §7) with a byte-level tokenizer.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ def _full_size_policy(cfg: MotusConfig, device: str, dtype: torch.dtype) -> Motu
         model = MotusModel(cfg).to(dtype)
         vae = MotusVAE(VAEConfig())
         t5_tok = tiny_t5_tokenizer()
-        # umt5-xxl encoder architecture (keys §7); vocabulary shrunk to the byte tokenizer.
+        # umt5-xxl encoder architecture (docs/checkpoint-format.md §7); vocabulary shrunk to the
+        # byte tokenizer.
         t5 = UMT5EncoderModel(
             UMT5Config(
                 vocab_size=len(t5_tok), d_model=4096, d_kv=64, d_ff=10240, num_layers=24,
@@ -69,7 +70,10 @@ def _full_size_policy(cfg: MotusConfig, device: str, dtype: torch.dtype) -> Motu
 
 
 def _qwen3vl_2b(tok):
-    """Random Qwen3-VL with the 2B sizes of reference §1.4 (vision numbers unverified there)."""
+    """Random Qwen3-VL with the 2B sizes (vision numbers unverified there).
+
+    Sizes: docs/motus.md §1.4.
+    """
     from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
 
     ids = {t: tok.convert_tokens_to_ids(t) for t in ("<|image_pad|>", "<|video_pad|>")}

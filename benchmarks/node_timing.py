@@ -95,9 +95,7 @@ class _FakeRobot(Node):
     def _pub_joints(self):
         now = self.get_clock().now().nanoseconds
         for pub, arm in zip(self.arms, self.profile.arms, strict=True):
-            pub.publish(
-                joint_state_to_msg([*arm.joint_names, arm.gripper.joint_name], [0.1] * 7, now)
-            )
+            pub.publish(joint_state_to_msg(list(arm.joint_state_names), [0.1] * 7, now))
 
     def _on_cmd(self, msg):
         self.arrivals.append(time.monotonic_ns())

@@ -53,7 +53,8 @@ def main(argv=None) -> int:
     ns = ap.parse_args(argv)
     prof = load_profile("aloha_agilex_2")
     root = Path(tempfile.mkdtemp(prefix="motus_bench_rec_"))
-    # both processes need the large-SHM Fast DDS profile (platform.md §1.4), set before rclpy.init
+    # both processes need the large-SHM Fast DDS profile (docs/platform.md §1.4), set before
+    # rclpy.init
     os.environ.setdefault(
         "FASTRTPS_DEFAULT_PROFILES_FILE", str(REPO / "config/dds/fastdds_shm.xml")
     )
@@ -74,7 +75,7 @@ def main(argv=None) -> int:
             for c in prof.cameras
         ]
         arms = [
-            (a, [*a.joint_names, a.gripper.joint_name],
+            (a, list(a.joint_state_names),
              node.create_publisher(JointState, a.state_topic, 10))
             for a in prof.arms
         ]  # fmt: skip

@@ -69,7 +69,7 @@ def run(seconds: float, rate_hz: float, latency_s: float, strategy: str, gil_bus
     """Run the benchmark; returns the figures (ms unless named otherwise)."""
     prof = load_profile("aloha_sim")
     cfg = PolicyRuntimeConfig(
-        strategy=strategy, n_execute=8, control_rate_hz=rate_hz, ramp_in_s=0.5
+        strategy=strategy, n_action_steps=8, control_rate_hz=rate_hz, ramp_in_s=0.5
     )
     bcfg = ScriptedConfig(action_rate_hz=30.0, chunk_size=48, latency_s=latency_s, num_frames=0)
     backend = _Recording(bcfg, _busy if gil_busy else time.sleep)

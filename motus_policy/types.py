@@ -1,4 +1,4 @@
-"""The data contract between robot I/O, the policy runtime and the model (DESIGN.md §3).
+"""The data contract between robot I/O, the policy runtime and the model (docs/architecture.md §4).
 
 Dimension letters: ``A`` action chunk length, ``F`` predicted video frames, ``H, W`` image size,
 ``D = 14`` joint vector (layout in :mod:`motus_recorder.schema`).
@@ -9,7 +9,7 @@ Dimension letters: ``A`` action chunk length, ``F`` predicted video frames, ``H,
 * Joint vectors are ``float32 (14,)``: joints in rad, grippers in the profile's unit.
 * Actions are absolute joint targets for the next ``A`` action periods; action ``k`` (0-based)
   is due at ``t0_ns + (k + 1) * period_ns``: the *next* targets after the observation, as in
-  the official dataset indices ``c + 1 .. c + A`` (reference §3.2).
+  the official dataset indices ``c + 1 .. c + A`` (docs/motus.md §3.2).
 """
 
 from __future__ import annotations

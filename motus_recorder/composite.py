@@ -1,4 +1,4 @@
-"""The Motus T-layout camera composite and the pad-to-fit resize (reference §3.4).
+"""The Motus T-layout camera composite and the pad-to-fit resize (docs/motus.md §3.4).
 
 All Motus robots feed one composite RGB image per time step: the head camera on top at its native
 size, the left-wrist and right-wrist images below it at half width and half height, side by side
@@ -62,7 +62,7 @@ def compose_t_layout(head: np.ndarray, left: np.ndarray, right: np.ndarray) -> n
 
 
 def resize_pad(img: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
-    """Aspect-preserving resize into ``out_hw`` with centred black padding (reference §3.4).
+    """Aspect-preserving resize into ``out_hw`` with centred black padding (docs/motus.md §3.4).
 
     Args:
         img: uint8 (H, W, 3).

@@ -1,4 +1,4 @@
-"""Read and validate Motus real-robot datasets (reference §4.2); numpy only at import.
+"""Read and validate Motus real-robot datasets (docs/motus.md §4.2); numpy only at import.
 
 A *task folder* is any folder under the root that holds ``videos/``, ``qpos/`` and
 ``instructions/`` (found recursively, as upstream). Episode ``i`` is complete when
@@ -41,7 +41,7 @@ def decode_video(path: str | os.PathLike[str], indices: list[int] | None = None)
     """Decode an MP4 to uint8 [N, H, W, 3] RGB: all frames, or those at ``indices`` (any order).
 
     With ``indices``, the decoder seeks to the keyframe before the smallest index (our videos
-    have a keyframe every second, platform.md §8) and stops after the largest, so sampling a
+    have a keyframe every second, docs/platform.md §8) and stops after the largest, so sampling a
     clip from a long episode does not decode it from the start. Frame k is the one whose
     timestamp is k / fps (constant frame rate, as written by the recorder and upstream).
 

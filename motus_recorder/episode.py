@@ -1,10 +1,10 @@
 """One recorded time step (:class:`Frame`), its validation, and the per-episode buffer.
 
-Every frame is checked against the robot profile *before* it is buffered (house style
-principle 15): the three camera images by name, each uint8 (H, W, 3) of the profile's size; the
-14-D joint vector finite and inside the profile's position limits; the timestamp increasing. A
-bad frame raises :class:`FrameError` naming what was expected and what came; the recorder then
-marks the episode for discard, so a corrupt frame never reaches the disk.
+Every frame is checked against the robot profile *before* it is buffered: the three camera images
+by name, each uint8 (H, W, 3) of the profile's size; the 14-D joint vector finite and inside the
+profile's position limits; the timestamp increasing. A bad frame raises :class:`FrameError` naming
+what was expected and what came; the recorder then marks the episode for discard, so a corrupt
+frame never reaches the disk.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 
 from motus_recorder import schema
 from motus_recorder.composite import compose_t_layout
-from motus_recorder.profile import RobotProfile
+from motus_recorder.profile import RobotProfile, check_positions
 
 
 class FrameError(ValueError):
@@ -31,7 +31,7 @@ class Frame:
         t_ns: the step's time (the recording clock), int ns.
         images: camera name -> uint8 (H, W, 3) RGB, for the profile's three cameras.
         qpos: (14,) joint vector in the 14-D layout (rad; grippers in the profile's unit): the
-            commanded joint positions (``qpos_source: command``, the reference format's
+            commanded joint positions (``qpos_source: command``, the official format's
             ``joint_action``) or the measured joint state (``qpos_source: state``).
         stamps_ns: per-stream message stamps used for this step (metadata only).
         state: (14,) measured joint state, same layout, or None. Recorded beside commanded
@@ -78,23 +78,13 @@ class FrameValidator:
         """Validate one 14-D joint vector (shape, finite, limits); return it as float32.
 
         Raises:
-            FrameError: names ``what``, the joint, the value and the limits.
+            FrameError: names ``what``, the joint, the value and the limits (widened by
+                ``limit_margin``).
         """
-        q = np.asarray(values, dtype=np.float64)
-        if q.shape != (schema.STATE_DIM,):
-            raise FrameError(f"{what}: expected shape ({schema.STATE_DIM},), got {q.shape}")
-        names14 = self.profile.joint_names
-        bad = ~np.isfinite(q)
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise FrameError(f"{what}: {names14[i]} (index {i}) is {q[i]}")
-        out = (q < self._lo) | (q > self._hi)
-        if out.any():
-            i = int(np.argmax(out))
-            raise FrameError(
-                f"{what}: {names14[i]} (index {i}) = {q[i]:.4f} outside the profile limits "
-                f"[{self.profile.position_min[i]:.4f}, {self.profile.position_max[i]:.4f}]"
-            )
+        q = check_positions(
+            values, self.profile.joint_names, self._lo, self._hi, what,
+            error=FrameError, show_index=True, limits_name="the profile limits (+ margin)",
+        )  # fmt: skip
         return q.astype(np.float32)
 
 

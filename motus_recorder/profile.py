@@ -118,11 +118,7 @@ class RobotProfile:
     @property
     def joint_names(self) -> tuple[str, ...]:
         """The 14 joint names in the 14-D layout (arm joints then gripper, left then right)."""
-        names: list[str] = []
-        for arm in self.arms:
-            names.extend(arm.joint_names)
-            names.append(arm.gripper.joint_name)
-        return tuple(names)
+        return tuple(name for arm in self.arms for name in arm.joint_state_names)
 
     def _stack(self, arm_attr: str, gripper_attr: str) -> np.ndarray:
         out: list[float] = []
@@ -165,26 +161,124 @@ class RobotProfile:
                 return arm
         raise KeyError(f"profile {self.name!r} has no arm {name!r}")
 
-    def check_joint_vector(self, q: np.ndarray, what: str = "joint vector") -> None:
-        """Raise ValueError unless ``q`` is a finite (14,) vector inside the position limits.
+    def check_joint_vector(
+        self, q: np.ndarray, what: str = "joint vector", *, error: type[ValueError] = ValueError
+    ) -> np.ndarray:
+        """Check a 14-D joint vector against the position limits (see :func:`check_positions`).
 
-        The message names the first offending index, its joint name, the value and the limits.
+        Args:
+            q: float (14,) in the 14-D layout (rad; grippers in the profile's unit).
+            what: prefix of the error message (e.g. ``"joint command"``).
+            error: the ValueError subclass to raise (a caller's own rejection type).
+
+        Returns:
+            ``q`` as float64 (14,).
+
+        Raises:
+            ValueError: (or ``error``) wrong shape, a NaN/inf value or a value outside
+                ``[position_min, position_max]``; the message names the first offending joint
+                with its 14-D index, the value and the limits.
         """
-        q = np.asarray(q)
-        if q.shape != (schema.STATE_DIM,):
-            raise ValueError(f"{what}: expected shape ({schema.STATE_DIM},), got {q.shape}")
-        bad = ~np.isfinite(q)
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise ValueError(f"{what}: {self.joint_names[i]} (index {i}) is {q[i]}")
-        lo, hi = self.position_min, self.position_max
-        out = (q < lo) | (q > hi)
-        if out.any():
-            i = int(np.argmax(out))
-            raise ValueError(
-                f"{what}: {self.joint_names[i]} (index {i}) = {q[i]:.4f} outside "
-                f"[{lo[i]:.4f}, {hi[i]:.4f}]"
-            )
+        return check_positions(
+            q,
+            self.joint_names,
+            self.position_min,
+            self.position_max,
+            what,
+            error=error,
+            show_index=True,
+        )
+
+    def check_arm_vector(
+        self,
+        arm: str,
+        q: np.ndarray,
+        what: str = "arm vector",
+        *,
+        error: type[ValueError] = ValueError,
+    ) -> np.ndarray:
+        """Check one arm's 7 values against its position limits (see :func:`check_positions`).
+
+        Args:
+            arm: ``left`` or ``right``.
+            q: float (7,): 6 joint positions (rad), then the gripper (profile unit), as in the
+                arm's JointState messages (:attr:`ArmProfile.joint_state_names`).
+            what: prefix of the error message.
+            error: the ValueError subclass to raise.
+
+        Returns:
+            ``q`` as float64 (7,).
+
+        Raises:
+            KeyError: unknown arm.
+            ValueError: (or ``error``) wrong shape, a NaN/inf value or a value outside the
+                limits; the message names the first offending joint, the value and the limits.
+        """
+        sl = schema.ARM_SLICES[arm]
+        return check_positions(
+            q,
+            self.arm(arm).joint_state_names,
+            self.position_min[sl],
+            self.position_max[sl],
+            what,
+            error=error,
+        )
+
+
+def check_positions(
+    q: np.ndarray,
+    names: Sequence[str],
+    lower: np.ndarray,
+    upper: np.ndarray,
+    what: str = "joint vector",
+    *,
+    error: type[ValueError] = ValueError,
+    show_index: bool = False,
+    limits_name: str = "",
+) -> np.ndarray:
+    """Check a joint-position vector: shape, finiteness, position limits (the one such check).
+
+    Used for 14-D vectors (:meth:`RobotProfile.check_joint_vector`), one arm's 7 values
+    (:meth:`RobotProfile.check_arm_vector`), trajectory points and driver commands.
+
+    Args:
+        q: float (n,) positions (rad for joints; grippers in their unit).
+        names: the n joint names, in the order of ``q``.
+        lower: float (n,) lower limits (same units; ``-inf`` for none).
+        upper: float (n,) upper limits.
+        what: prefix of the error message (what was checked, e.g. ``"left hold target"``).
+        error: the ValueError subclass to raise.
+        show_index: name the offending entry as ``name (index i)`` instead of ``name``.
+        limits_name: words naming the limits in the message (``"the profile limits"``).
+
+    Returns:
+        ``q`` as float64 (n,).
+
+    Raises:
+        ValueError: (or ``error``) ``q`` is not of shape (n,), holds a NaN/inf, or a value
+            lies outside ``[lower, upper]``; the message names the first offending joint, its
+            value and (for limits) the limits.
+    """
+    q = np.asarray(q, dtype=np.float64)
+    n = len(names)
+    if q.shape != (n,):
+        raise error(f"{what}: expected {n} values (shape ({n},)), got shape {q.shape}")
+
+    def label(i: int) -> str:
+        return f"{names[i]} (index {i})" if show_index else names[i]
+
+    bad = ~np.isfinite(q)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise error(f"{what}: {label(i)} is {q[i]} (not finite)")
+    lo = np.asarray(lower, dtype=np.float64)
+    hi = np.asarray(upper, dtype=np.float64)
+    out = (q < lo) | (q > hi)
+    if out.any():
+        i = int(np.argmax(out))
+        where = f"{limits_name} " if limits_name else ""
+        raise error(f"{what}: {label(i)} = {q[i]:.4f} outside {where}[{lo[i]:.4f}, {hi[i]:.4f}]")
+    return q
 
 
 def with_image_size(profile: RobotProfile, height: int, width: int) -> RobotProfile:

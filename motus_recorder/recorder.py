@@ -69,7 +69,7 @@ class RecorderConfig:
     """Expected camera width in pixels; 0 = the profile's."""
     qpos_source: str = "command"
     """What ``qpos/<i>.pt`` holds (:data:`schema.QPOS_SOURCES`): ``command`` records each arm's
-    command topic (leader / teleop targets, the reference format's ``joint_action``) as qpos and
+    command topic (leader / teleop targets, the official format's ``joint_action``) as qpos and
     the measured joint states into ``state/<i>.pt``; ``state`` records the measured joint states
     as qpos (for robots whose commands are not on the graph)."""
 

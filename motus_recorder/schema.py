@@ -7,12 +7,12 @@ Joint vector (state, qpos, action), float32 (14,):
     index  7..12  right arm joints j1..j6      rad
     index  13     right gripper                profile unit
 
-Source: Motus reference §4.1 ("14-dim layout (all embodiments)") and the official
-``stat.json`` index order (motus-checkpoint-keys.md §8). Single-arm or other layouts are robot
+Source: docs/motus.md §4.1 ("14-dim layout (all embodiments)") and the official
+``stat.json`` index order (docs/checkpoint-format.md §8). Single-arm or other layouts are robot
 profiles, not code paths.
 
 Cameras: the three ALOHA views, in T-layout order (head on top; left wrist bottom-left; right wrist
-bottom-right), reference §3.4.
+bottom-right), docs/motus.md §3.4.
 """
 
 from __future__ import annotations
@@ -40,12 +40,14 @@ CAMERA_NAMES = ("cam_high", "cam_left_wrist", "cam_right_wrist")
 """Camera names in T-layout order: head, left wrist, right wrist."""
 
 MODEL_IMAGE_HW = (384, 320)
-"""Model input (H, W) after the pad-to-fit resize of the T-layout composite (reference §3.4)."""
+"""Model input (H, W) after the pad-to-fit resize of the T-layout composite.
+
+Source: docs/motus.md §3.4."""
 
 
 QPOS_SOURCES = ("command", "state")
 """What a dataset's ``qpos`` rows hold. ``command``: the commanded joint positions (the leader
-arm / teleop command stream), as the reference format's ``joint_action/vector`` (reference §4.1);
-executing them reproduces the demonstration, grasp force included. ``state``: the measured
-follower joint state; replaying measured gripper positions commands no squeeze on a held object
-(a grasp closes only to the object's width), so policies trained on it drop objects."""
+arm / teleop command stream), as the official format's ``joint_action/vector``
+(docs/motus.md §4.1); executing them reproduces the demonstration, grasp force included. ``state``:
+the measured follower joint state; replaying measured gripper positions commands no squeeze on a
+held object (a grasp closes only to the object's width), so policies trained on it drop objects."""

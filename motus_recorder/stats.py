@@ -1,4 +1,6 @@
-"""Dataset statistics in the upstream ``stat.json`` format (keys file §8, reference §4.2).
+"""Dataset statistics in the upstream ``stat.json`` format.
+
+Sources: docs/checkpoint-format.md §8, docs/motus.md §4.2.
 
 ``<root>/stat.json`` = ``{normalization_key: {"min": [14 floats], "max": [14 floats]}}``: the
 per-dimension min and max over every complete episode under ``root`` recorded with that key. The

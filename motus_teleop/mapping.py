@@ -7,13 +7,13 @@ Per step, for one arm's vector of ``n`` values (joints then gripper, 14-D layout
 2. clamp to the follower's position limits (the robot profile);
 3. rate limit: move at most ``velocity_max * dt`` from the last output (``dt`` = time since the
    last step), the same implicit velocity cap the AgileX inference scripts apply per 200 Hz step
-   (anchors.md §2.3);
+   (agilexrobotics/aloha-agilex ``act/aloha_inference-ros2.py``);
 4. hold: while the deadman is released, the leader stream is older than ``stale_timeout_s``, or
    no leader sample has arrived, the last output is repeated (never extrapolated).
 
 The rate limiter starts from the follower's *measured* position (:meth:`TeleopMapper.seed`), so
 engaging teleop with the leader far from the follower moves the follower there at the speed
-limit instead of jumping (anchors.md §3, "Unsafe starts"). No output is produced before a seed.
+limit instead of jumping. No output is produced before a seed.
 
 Threads: not thread-safe; the owner serialises calls (one executor thread).
 """

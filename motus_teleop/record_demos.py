@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from motus_policy.bringup import load_bringup
 from motus_policy.bringup.runner import BringupRunner
+from motus_policy.robots.aloha_sim.tasks import TASKS
 from motus_recorder.profile import load_profile
 
 
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Record scripted-expert demonstrations of the simulated ALOHA in Motus's "
         "fine-tuning format, through the ROS graph (expert -> sim -> recorder).",
     )
-    ap.add_argument("--task", default="transfer_cube", choices=["transfer_cube", "insertion"])
+    ap.add_argument("--task", default="transfer_cube", choices=TASKS)
     ap.add_argument("--episodes", type=int, default=50, help="episodes to save (default 50)")
     ap.add_argument("--seed-start", type=int, default=0, help="first seed (default 0)")
     ap.add_argument("--root", default="data/sim", help="dataset root (default data/sim)")

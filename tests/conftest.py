@@ -1,8 +1,9 @@
 """Shared fixtures: a private DDS domain per test, node subprocesses, a fake clock.
 
-ROS tests follow platform.md §10: nodes run as subprocesses in their own process group, each test
-uses its own ROS_DOMAIN_ID (safe under xdist), the Fast DDS profile with a large SHM segment is set
-so raw images cross processes without drops, and the test process uses a private rclpy Context.
+ROS tests follow docs/platform.md §10: nodes run as subprocesses in their own process group, each
+test uses its own ROS_DOMAIN_ID (safe under xdist), the Fast DDS profile with a large SHM segment
+is set so raw images cross processes without drops, and the test process uses a private rclpy
+Context.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 Every model (the in-process Motus backend, the deterministic fakes in
 :mod:`motus_policy.backends.fakes`, a future remote backend) implements this small interface,
-numpy in / numpy out (house-style synthesis 2; openpi ``BasePolicy``). The runtime calls it from
-its inference worker thread only (:mod:`motus_policy.runtime.worker`), never from a control-rate
+numpy in / numpy out (openpi ``BasePolicy`` in
+``packages/openpi-client/src/openpi_client/base_policy.py``). The runtime calls it from its
+inference worker thread only (:mod:`motus_policy.runtime.worker`), never from a control-rate
 callback.
 """
 
@@ -51,6 +52,16 @@ class PolicyBackend(Protocol):
         """
         ...
 
+    @property
+    def recommended_n_action_steps(self) -> int | None:
+        """Actions per chunk to execute before re-planning that the checkpoint recommends.
+
+        1..``chunk_size``, or None when the checkpoint records none. The runtime uses it when
+        its ``n_action_steps`` is 0 (and the whole chunk when this is None). Backends written
+        before this property existed may lack it; the runtime then treats it as None.
+        """
+        ...
+
     def load(self, progress: Callable[[str], None] | None = None) -> None:
         """Load weights and warm up; ``progress`` receives human-readable progress lines.
 
@@ -74,7 +85,7 @@ class PolicyBackend(Protocol):
         Args:
             obs: the observation (images per camera at the profile's size, state (14,)).
             mode: one of :data:`MODES`.
-            num_steps: denoising steps (10 in every shipped Motus config, reference §2.2).
+            num_steps: denoising steps (10 in every shipped Motus config, docs/motus.md §2.2).
             action_prefix: float32 (d, 14) or None. Real-time chunking: the returned chunk's first
                 d actions must equal these (inpainted during denoising): they are the actions
                 already committed for the slots ``obs.stamp_ns + (k + 1) * period``, k < d.
@@ -98,7 +109,7 @@ def video_frame_offsets_ns(backend: object) -> tuple[int, ...]:
     """Offsets (int ns after the observation) of the frames a backend predicts / takes in idm.
 
     Backends that support idm expose a ``video_frame_offsets_ns`` attribute (Motus: frame j at
-    ``(j + 1) * r * action period``, reference §3.2).
+    ``(j + 1) * r * action period``, docs/motus.md §3.2).
 
     Raises:
         ValueError: the backend does not declare its video frame times (no idm support).

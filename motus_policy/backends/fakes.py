@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -37,36 +37,73 @@ def _busy(seconds: float) -> None:
 class ScriptedConfig:
     """Settings of :class:`ScriptedBackend` (mutable at run time: tests flip ``fault``).
 
-    Attributes:
-        action_rate_hz: action rate.
-        chunk_size: A.
-        amplitude_rad: sinusoid amplitude on the arm joints (grippers move by a quarter of it).
-        frequency_hz: sinusoid frequency.
-        latency_s: artificial inference time (slept through the injected ``sleep``).
-        busy: spend ``latency_s`` computing in pure Python instead (holds the GIL, like a model
-            whose Python code launches many small kernels): the worst case for a control
-            thread in the same process, see ``benchmark_node``.
-        num_frames: imagined frames per chunk in frame modes; frame_hw their (H, W).
-        fault: "" | "nan" (action 0..A of joint 0 are NaN) | "out_of_limit" (joint 1 at 10 rad).
-        qpos_source: the training qpos this fake claims ("command" / "state"; "" = unknown).
+    Each field's ``metadata["description"]`` is its help text (the policy node's ``scripted.*``
+    parameters).
+
+    Raises:
+        ValueError: a rate, size or latency out of range, or an unknown fault / qpos source.
     """
 
-    action_rate_hz: float = 25.0
-    chunk_size: int = 16
-    amplitude_rad: float = 0.2
-    frequency_hz: float = 0.25
-    latency_s: float = 0.0
-    busy: bool = False
-    num_frames: int = 4
-    frame_hw: tuple[int, int] = (48, 64)
-    fault: str = ""
-    qpos_source: str = ""
+    action_rate_hz: float = field(default=25.0, metadata={"description": "action rate [Hz]"})
+    chunk_size: int = field(default=16, metadata={"description": "actions per chunk A"})
+    amplitude_rad: float = field(
+        default=0.2,
+        metadata={
+            "description": "sinusoid amplitude on the arm joints [rad] (grippers move by a "
+            "quarter of it)"
+        },
+    )
+    frequency_hz: float = field(default=0.25, metadata={"description": "sinusoid frequency [Hz]"})
+    latency_s: float = field(
+        default=0.0,
+        metadata={"description": "artificial inference time [s] (slept through ``sleep``)"},
+    )
+    busy: bool = field(
+        default=False,
+        metadata={
+            "description": "spend latency_s computing in pure Python instead (holds the GIL, "
+            "like a model whose Python code launches many small kernels): the worst case for a "
+            "control thread in the same process"
+        },
+    )
+    num_frames: int = field(
+        default=4, metadata={"description": "imagined frames per chunk in frame modes"}
+    )
+    frame_hw: tuple[int, int] = field(
+        default=(48, 64), metadata={"description": "imagined frame (height, width) [px]"}
+    )
+    fault: str = field(
+        default="",
+        metadata={
+            "description": "injected fault: '' | 'nan' (joint 0 of every action is NaN) | "
+            "'out_of_limit' (joint 1 at 10 rad)",
+            "choices": FAULTS,
+        },
+    )
+    qpos_source: str = field(
+        default="",
+        metadata={
+            "description": "the training qpos this fake claims: 'command' | 'state' | '' (unknown)"
+        },
+    )
+    recommended_n_action_steps: int = field(
+        default=0,
+        metadata={
+            "description": "actions per chunk this fake's 'checkpoint' recommends, used by "
+            "n_action_steps 0 (0 = none: the whole chunk)"
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.action_rate_hz <= 0 or self.chunk_size < 1 or self.latency_s < 0:
             raise ValueError(f"bad ScriptedConfig {self}")
         if self.fault not in FAULTS:
             raise ValueError(f"fault: expected one of {list(FAULTS)}, got {self.fault!r}")
+        if not 0 <= self.recommended_n_action_steps <= self.chunk_size:
+            raise ValueError(
+                f"recommended_n_action_steps: expected 0..{self.chunk_size}, "
+                f"got {self.recommended_n_action_steps}"
+            )
         if self.qpos_source not in ("", "command", "state"):
             raise ValueError(
                 f"qpos_source: expected '', 'command' or 'state', got {self.qpos_source!r}"
@@ -105,6 +142,11 @@ class ScriptedBackend:
     def qpos_source(self) -> str | None:
         """The config's claimed training qpos (None when "")."""
         return self.config.qpos_source or None
+
+    @property
+    def recommended_n_action_steps(self) -> int | None:
+        """The config's recommended actions per chunk (None when 0)."""
+        return self.config.recommended_n_action_steps or None
 
     def load(self, progress: Callable[[str], None] | None = None) -> None:
         """Nothing to load; reports two progress lines."""

@@ -1,9 +1,9 @@
 """The in-process Motus backend: :class:`PolicyBackend` over :class:`MotusPolicy`.
 
-numpy in, numpy out; torch stays behind this module (DESIGN.md §2). The checkpoint is a folder
-written by ``MotusPolicy.save_pretrained`` (weights, config, normalisation stats, tokenizers) or
-the special value ``tiny-random`` (random-weight tiny Motus with the profile's limits as
-normalisation stats; for tests and plumbing checks only, its actions are meaningless).
+numpy in, numpy out; torch stays behind this module (docs/architecture.md §5). The checkpoint is a
+folder written by ``MotusPolicy.save_pretrained`` (weights, config, normalisation stats,
+tokenizers) or the special value ``tiny-random`` (random-weight tiny Motus with the profile's
+limits as normalisation stats; for tests and plumbing checks only, its actions are meaningless).
 
 Threads: ``load`` on the configuring thread; ``infer`` / ``reset`` on the inference worker only.
 """
@@ -96,8 +96,26 @@ class MotusBackend:
             return json.load(f)["policy"].get("qpos_source")
 
     @property
+    def recommended_n_action_steps(self) -> int | None:
+        """Actions per chunk the checkpoint recommends executing before re-planning.
+
+        From its config.json's ``policy.recommended_n_action_steps`` (readable before loading).
+        None when it does not say (official checkpoints, ``tiny-random``, ours from before the
+        field); the runtime then executes whole chunks for ``n_action_steps`` 0.
+        """
+        if self.policy is not None:
+            return getattr(self.policy.config, "recommended_n_action_steps", None)
+        if self.checkpoint == TINY_RANDOM:
+            return None
+        with open(Path(self.checkpoint) / "config.json", encoding="utf-8") as f:
+            return json.load(f)["policy"].get("recommended_n_action_steps")
+
+    @property
     def video_frame_offsets_ns(self) -> tuple[int, ...]:
-        """Frame j (0-based) at ``(j + 1) * r * action period`` (reference §3.2; needs load)."""
+        """Frame j (0-based) at ``(j + 1) * r * action period`` (needs load).
+
+        Source: docs/motus.md §3.2.
+        """
         if self.policy is None:
             raise RuntimeError("MotusBackend.video_frame_offsets_ns before load()")
         cfg = self.policy.model.config
@@ -107,7 +125,8 @@ class MotusBackend:
 
     def load(self, progress: Callable[[str], None] | None = None) -> None:
         """Load the checkpoint and warm up with one prediction on a blank observation."""
-        from motus_policy.model.policy import MotusPolicy, NormalizationStats, build_tiny_policy
+        from motus_policy.model.normalization import NormalizationStats
+        from motus_policy.model.policy import MotusPolicy, build_tiny_policy
 
         say = progress or (lambda _msg: None)
         t0 = time.monotonic()
@@ -126,7 +145,7 @@ class MotusBackend:
             raise ValueError(
                 f"checkpoint action rate {rate} Hz does not divide profile {self.profile.name}'s "
                 f"record_rate_hz {self.profile.record_rate_hz} Hz: actions are trained every g-th "
-                "recorded frame (g integer, reference §3.2): a checkpoint for another robot"
+                "recorded frame (g integer, docs/motus.md §3.2): a checkpoint for another robot"
             )
         self.policy = policy
         say(f"Motus loaded in {time.monotonic() - t0:.1f} s; warming up")

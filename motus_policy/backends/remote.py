@@ -115,6 +115,7 @@ def _describe(backend: Any) -> dict:
         "action_rate_hz": float(backend.action_rate_hz),
         "chunk_size": int(backend.chunk_size),
         "qpos_source": backend.qpos_source,
+        "recommended_n_action_steps": getattr(backend, "recommended_n_action_steps", None),
     }
     try:
         props["video_frame_offsets_ns"] = tuple(getattr(backend, "video_frame_offsets_ns", ()))
@@ -289,6 +290,11 @@ class RemoteBackend:
     def qpos_source(self) -> str | None:
         """The wrapped backend's training qpos source, mirrored at start and after load."""
         return self._props["qpos_source"]
+
+    @property
+    def recommended_n_action_steps(self) -> int | None:
+        """The wrapped backend's recommended actions per chunk (mirrored at start and load)."""
+        return self._props["recommended_n_action_steps"]
 
     @property
     def video_frame_offsets_ns(self) -> tuple[int, ...]:

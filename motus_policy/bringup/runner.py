@@ -33,7 +33,7 @@ def bringup_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     """Environment for node processes: the shipped Fast DDS profile unless one is set.
 
     Without the profile, raw 640x480 images lose about half their frames between processes
-    (platform.md §1.4).
+    (docs/platform.md §1.4).
     """
     env = dict(os.environ if base is None else base)
     env.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(DDS_PROFILE))

@@ -21,7 +21,10 @@ from tqdm import tqdm
 
 from motus_policy.bringup import load_bringup
 from motus_policy.bringup.runner import BringupRunner
+from motus_policy.cli.options import add_options
 from motus_policy.evaluation.sim_eval import format_summary, summarize
+from motus_policy.robots.aloha_sim.tasks import TASKS
+from motus_policy.runtime.config import PolicyRuntimeConfig
 from motus_recorder.profile import load_profile
 
 HELD_OUT_SEED_START = 100_000
@@ -30,7 +33,8 @@ EMBEDDED_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "alo
 POLICY_NODE = "motus_policy"
 
 
-def _bringup(ns) -> tuple[str, dict[str, str]]:
+def bringup_for(ns: argparse.Namespace) -> tuple[str, dict[str, str]]:
+    """The bring-up description name and its arguments for parsed demo options."""
     if ns.agent == "expert":
         return "sim_expert", {"task": ns.task, "mode": "lockstep"}
     h, w = ns.image_size.split("x")
@@ -41,7 +45,7 @@ def _bringup(ns) -> tuple[str, dict[str, str]]:
         "image_height": h,
         "image_width": w,
         "strategy": ns.strategy,
-        "n_execute": str(ns.n_execute),
+        "n_action_steps": str(ns.n_action_steps),
         "mode": ns.mode,
         "instruction": instruction,
         "real_time_factor": str(ns.real_time_factor),
@@ -49,32 +53,42 @@ def _bringup(ns) -> tuple[str, dict[str, str]]:
     return "sim", args
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the demo; returns 0 when every episode ran (whatever the success rate)."""
+def build_parser() -> argparse.ArgumentParser:
+    """The demo's options; strategy, n_action_steps and mode are PolicyRuntimeConfig fields."""
     ap = argparse.ArgumentParser(
         prog="make demo",
         description="Closed-loop demo on the simulated ALOHA through the ROS graph: starts the "
         "sim node and the agent as processes, runs N episodes on held-out seeds, prints the "
-        "success rate with a 95 %% Wilson interval. Pass options with DEMO_ARGS='...'.",
+        "success rate with a 95 % Wilson interval. Pass options with DEMO_ARGS='...'.",
     )
     ap.add_argument("--agent", default="policy", choices=["policy", "expert"])
-    ap.add_argument("--task", default="transfer_cube", choices=["transfer_cube", "insertion"])
+    ap.add_argument("--task", default="transfer_cube", choices=TASKS)
     ap.add_argument("--episodes", type=int, default=20, help="number of episodes (default 20)")
     ap.add_argument("--seed-start", type=int, default=HELD_OUT_SEED_START)
     ap.add_argument("--checkpoint", default=str(EMBEDDED_CHECKPOINT), help="Motus checkpoint")
-    ap.add_argument("--strategy", default="sync", choices=["sync", "temporal_ensemble", "prefix"])
-    ap.add_argument(
-        "--n-execute",
-        type=int,
-        default=16,
-        help="actions executed per chunk before re-planning (default 16: the embedded "
-        "checkpoint's whole 1.92 s chunk, its best setting in the model card)",
+    add_options(
+        ap,
+        PolicyRuntimeConfig,
+        ("strategy", "n_action_steps", "mode"),
+        overrides={
+            "n_action_steps": {
+                "default": 0,
+                "help_extra": "the embedded checkpoint recommends 16, its whole 1.92 s chunk "
+                "and its best setting in the model card",
+            },
+            "mode": {"choices": ("joint", "vla")},
+        },
     )
-    ap.add_argument("--mode", default="joint", choices=["joint", "vla"])
     ap.add_argument("--image-size", default="240x320", help="sim camera HxW (default 240x320)")
     ap.add_argument("--real-time-factor", type=float, default=1.0)
     ap.add_argument("--no-video", action="store_true", help="skip the real-vs-imagined video")
     ap.add_argument("--out", default="outputs/demo", help="folder for logs, results and video")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the demo; returns 0 when every episode ran (whatever the success rate)."""
+    ap = build_parser()
     ns = ap.parse_args(argv)
     if (
         ns.agent == "policy"
@@ -90,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     profile = load_profile("aloha_sim")
     length_s = float(profile.extras["episode_length_s"][ns.task])
-    name, args = _bringup(ns)
+    name, args = bringup_for(ns)
     nodes = load_bringup(name).resolve(args)
     print(f"[demo] starting {', '.join(n.name for n in nodes)} (logs in {out}/)", flush=True)
     t0 = time.monotonic()

@@ -18,7 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
-from motus_policy.backends.base import MODES
+from motus_policy.cli.options import add_options, config_kwargs
+from motus_policy.evaluation.lockstep import LockstepConfig
+from motus_policy.evaluation.replay import ReplayConfig
+from motus_policy.robots.aloha_sim.tasks import TASKS
+from motus_policy.runtime.config import PolicyRuntimeConfig
+
+REPLAY_FIELDS = ("mode", "num_steps", "instruction", "rate_hz", "every_n_ticks", "max_chunks")
+"""ReplayConfig fields that are ``motus-eval replay`` options (the staleness bounds come from
+the profile)."""
+LOCKSTEP_RUNTIME_FIELDS = ("strategy", "mode", "n_action_steps")
+"""PolicyRuntimeConfig fields that are ``motus-eval lockstep`` options (the rest: defaults)."""
 
 
 def _backend(ns, action_rate_hz: float, profile):
@@ -42,19 +52,14 @@ def cmd_replay(ns) -> int:
     from tqdm import tqdm
 
     from motus_policy.evaluation.bag_reader import StreamMap, index_bag, open_bag
-    from motus_policy.evaluation.replay import ReplayConfig, run_replay, tick_times
+    from motus_policy.evaluation.replay import run_replay, tick_times
     from motus_policy.evaluation.replay_report import SideBySideVideo, write_report
     from motus_recorder.profile import load_profile
 
     profile = load_profile(ns.profile)
-    rate = ns.rate_hz or profile.record_rate_hz
+    rate = ns.rate_hz = ns.rate_hz or profile.record_rate_hz
     config = ReplayConfig(
-        rate_hz=rate,
-        mode=ns.mode,
-        num_steps=ns.num_steps,
-        instruction=ns.instruction,
-        every_n_ticks=ns.every,
-        max_chunks=ns.max_chunks,
+        **config_kwargs(ns, ReplayConfig, REPLAY_FIELDS),
         joint_state_staleness_s=profile.joint_state_staleness_s,
         camera_staleness_s=tuple((c.name, c.staleness_s) for c in profile.cameras),
     )
@@ -111,9 +116,8 @@ def cmd_lockstep(ns) -> int:
 
     from motus_policy.backends.motus import MotusBackend
     from motus_policy.cli.eval_sim import seed_list, write_results
-    from motus_policy.evaluation.lockstep import LockstepConfig, LockstepEvaluator, run_lockstep
+    from motus_policy.evaluation.lockstep import LockstepEvaluator, run_lockstep
     from motus_policy.evaluation.sim_eval import format_summary, summarize
-    from motus_policy.runtime.config import PolicyRuntimeConfig
     from motus_recorder.profile import load_profile, with_image_size
 
     try:
@@ -122,11 +126,9 @@ def cmd_lockstep(ns) -> int:
         profile = with_image_size(load_profile("aloha_sim"), h, w)
         backend = MotusBackend(profile, ns.checkpoint, device=ns.device)
         runtime = PolicyRuntimeConfig(
-            strategy=ns.strategy, mode=ns.mode, n_execute=ns.n_execute or backend.chunk_size
-        )
-        config = LockstepConfig(
-            task=ns.task, episode_length_s=ns.episode_length_s, runtime=runtime
-        )
+            **config_kwargs(ns, PolicyRuntimeConfig, LOCKSTEP_RUNTIME_FIELDS)
+        )  # n_action_steps 0: the checkpoint's recommendation, resolved by the runtime
+        config = LockstepConfig(**config_kwargs(ns, LockstepConfig), runtime=runtime)
     except (ValueError, FileNotFoundError) as exc:
         raise SystemExit(f"motus-eval lockstep: {exc}") from None
     backend.load(lambda line: print(line, flush=True))
@@ -216,22 +218,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="model: motus (needs --checkpoint; the default when given), hold (repeat the "
         "state: the do-nothing baseline) or constant_velocity (extrapolation baseline)",
     )
-    r.add_argument(
-        "--mode",
-        choices=[m for m in MODES if m != "vgm"],
-        default="joint",
-        help="inference mode (default joint: actions + frames)",
+    add_options(
+        r,
+        ReplayConfig,
+        REPLAY_FIELDS,
+        flags={"every_n_ticks": "--every"},
+        overrides={
+            "mode": {"default": "joint", "help_extra": "joint = actions + frames"},
+            "rate_hz": {"default": None, "help_extra": "default: the profile's"},
+        },
     )
-    r.add_argument("--num-steps", type=int, default=10, help="denoising steps (default 10)")
-    r.add_argument("--instruction", default="", help="task instruction for the model")
-    r.add_argument(
-        "--rate-hz",
-        type=float,
-        default=None,
-        help="observation rate (default: the profile's record_rate_hz)",
-    )
-    r.add_argument("--every", type=int, default=1, help="predict on every n-th tick")
-    r.add_argument("--max-chunks", type=int, default=0, help="stop after n chunks (0: all)")
     r.add_argument("--chunk-size", type=int, default=48, help="A for the fake backends")
     r.add_argument(
         "--baseline-velocity",
@@ -247,11 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
         "sim",
         help="closed-loop episodes in the MuJoCo ALOHA simulation",
         description="Start (or attach to) the simulated ALOHA with an agent, run episodes on "
-        "the given seeds and report the success rate with its Wilson 95 %% interval, reward "
+        "the given seeds and report the success rate with its Wilson 95 % interval, reward "
         "curves, optional videos and the policy node's latency. Writes sim_eval.json and "
         "sim_eval.md into --out.",
     )
-    s.add_argument("--task", default="transfer_cube", choices=["transfer_cube", "insertion"])
+    s.add_argument("--task", default="transfer_cube", choices=TASKS)
     s.add_argument(
         "--episodes",
         type=int,
@@ -307,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
         "deployed stack. Writes sim_eval.json and sim_eval.md into --out.",
     )
     lk.add_argument("--checkpoint", required=True, help="Motus checkpoint folder")
-    lk.add_argument("--task", default="transfer_cube", choices=["transfer_cube", "insertion"])
+    add_options(lk, LockstepConfig, ("task",))
     lk.add_argument("--episodes", type=int, default=None, help="number of episodes")
     lk.add_argument(
         "--seeds",
@@ -315,23 +311,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=parse_seeds("100000"),
         help="START or START:END (END exclusive); default 100000 (held out)",
     )
-    lk.add_argument("--strategy", default="sync", choices=["sync", "temporal_ensemble", "prefix"])
-    lk.add_argument(
-        "--mode",
-        default="joint",
-        choices=["joint", "vla"],
-        help="Motus mode (default joint, as the policy node and make demo; the embedded "
-        "checkpoint: joint 12/20, vla 3/20 on the same seeds)",
+    add_options(
+        lk,
+        PolicyRuntimeConfig,
+        LOCKSTEP_RUNTIME_FIELDS,
+        overrides={
+            "mode": {
+                "choices": ("joint", "vla"),
+                "help": "Motus mode (default joint, as the policy node and make demo; the "
+                "embedded checkpoint: joint 12/20, vla 3/20 on the same seeds)",
+            },
+            "n_action_steps": {"default": 0},
+        },
     )
-    lk.add_argument(
-        "--n-execute", type=int, default=0, help="actions executed per chunk (0 = all, sync)"
-    )
-    lk.add_argument(
-        "--episode-length-s",
-        type=float,
-        default=0.0,
-        help="sim seconds per episode (default 0 = the profile's, 8 s for transfer_cube)",
-    )
+    add_options(lk, LockstepConfig, ("episode_length_s",))
     lk.add_argument("--image-size", default="240x320", help="rendered camera HxW")
     lk.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     lk.add_argument("--label", default=None, help="name of this run in tables")
@@ -341,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser(
         "table",
         help="compare sim results: one row per RESULT.json",
-        description="Print one row per sim_eval.json: agent/label, task, n, success rate, 95 %% "
+        description="Print one row per sim_eval.json: agent/label, task, n, success rate, 95 % "
         "Wilson interval.",
     )
     t.add_argument("results", nargs="+", help="sim_eval.json files")

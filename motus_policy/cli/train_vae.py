@@ -24,51 +24,40 @@ import json
 import logging
 import sys
 
+from motus_policy.cli.options import add_options, config_kwargs
 from motus_policy.cli.train import PRESETS
 from motus_policy.training.vae_trainer import VAETrainConfig
 
+PRESET_FIELDS = ("image_height", "image_width", "spatial_factor")
+"""VAETrainConfig fields set from the ``--config`` preset, not options."""
+
 
 def build_parser() -> argparse.ArgumentParser:
-    """Argument parser (defaults from :class:`VAETrainConfig`)."""
-    d = VAETrainConfig(data_roots=("-",))
+    """Argument parser: ``--config``, ``--quiet`` and the :class:`VAETrainConfig` options.
+
+    One option per field but the preset's (:data:`PRESET_FIELDS`), help from its description.
+    """
     p = argparse.ArgumentParser(
         prog="python -m motus_policy.cli.train_vae",
         description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--data", nargs="+", required=True, help="dataset roots (recorder layout)")
-    p.add_argument("--out", default=d.out_dir, help="run folder (default %(default)s)")
     p.add_argument(
         "--config",
         default="tiny",
         choices=[p for p in PRESETS if p.startswith("tiny")],
         help="tiny preset the encoders are for (sets H, W and the VAE factor; default tiny)",
     )
-    p.add_argument("--max-steps", type=int, default=d.max_steps)
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="clips per step")
-    p.add_argument("--clip-frames", type=int, default=d.clip_frames, help="1 + 4k frames")
-    p.add_argument(
-        "--frame-stride",
-        type=int,
-        default=None,
-        help="recorded frames between clip frames (default: the preset's g * r)",
+    add_options(
+        p,
+        VAETrainConfig,
+        exclude=PRESET_FIELDS,
+        flags={"data_roots": "--data", "out_dir": "--out"},
+        overrides={
+            "data_roots": {"metavar": "ROOT"},
+            "frame_stride": {"default": None, "help_extra": "default: the preset's g * r"},
+        },
     )
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--kl-weight", type=float, default=d.kl_weight)
-    p.add_argument(
-        "--foreground-weight",
-        type=float,
-        default=d.foreground_weight,
-        help="extra L1 weight on pixels that differ from the median frame (0 = plain L1)",
-    )
-    p.add_argument("--val-episodes", type=int, default=d.val_episodes)
-    p.add_argument(
-        "--stats-clips",
-        type=int,
-        default=d.stats_clips,
-        help="clips used to measure the latent mean / std (default %(default)s)",
-    )
-    p.add_argument("--seed", type=int, default=d.seed, help="also seeds the tiny T5 / Qwen3-VL")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -80,24 +69,16 @@ def main(argv: list[str] | None = None) -> int:
     from motus_policy.model.configuration_motus import MotusConfig
 
     preset = MotusConfig.from_preset(args.config)
-    stride = args.frame_stride or preset.global_downsample_rate * preset.video_action_freq_ratio
+    kwargs = config_kwargs(args, VAETrainConfig)
+    kwargs["frame_stride"] = (
+        args.frame_stride or preset.global_downsample_rate * preset.video_action_freq_ratio
+    )
     try:
         cfg = VAETrainConfig(
-            data_roots=tuple(args.data),
-            out_dir=args.out,
+            **kwargs,
             image_height=preset.image_height,
             image_width=preset.image_width,
             spatial_factor=preset.vae_spatial_factor,
-            clip_frames=args.clip_frames,
-            frame_stride=stride,
-            batch_size=args.batch_size,
-            max_steps=args.max_steps,
-            lr=args.lr,
-            kl_weight=args.kl_weight,
-            foreground_weight=args.foreground_weight,
-            val_episodes=args.val_episodes,
-            stats_clips=args.stats_clips,
-            seed=args.seed,
         )
     except ValueError as e:
         print(f"train_vae: {e}", file=sys.stderr)
@@ -105,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     from motus_policy.training.vae_trainer import save_encoders, train_vae
 
     vae, summary = train_vae(cfg, progress=not args.quiet)
-    folder = save_encoders(vae, preset, args.seed, f"{args.out}/encoders")
+    folder = save_encoders(vae, preset, cfg.seed, f"{cfg.out_dir}/encoders")
     summary["encoders"] = str(folder)
     print(
         "VAE_SUMMARY " + json.dumps({k: summary[k] for k in ("encoders", "train_s", "held_out")})

@@ -1,8 +1,8 @@
 """Reading recorded rosbag2 bags (sqlite3 or mcap) without a ROS graph, mapped by a robot profile.
 
-Uses ``rosbags`` (``AnyReader`` with the ``ROS2_JAZZY`` typestore; platform.md §2) and decodes
+Uses ``rosbags`` (``AnyReader`` with the ``ROS2_JAZZY`` typestore; docs/platform.md §2) and decodes
 images with numpy (raw ``sensor_msgs/Image`` rgb8 / bgr8) or OpenCV (``CompressedImage`` JPEG /
-PNG), never cv_bridge (platform.md §3).
+PNG), never cv_bridge (docs/platform.md §3).
 
 Which topics hold what comes from the profile: ``cameras[].topic`` and ``arms[].state_topic`` with
 the arm's joint names (6 joints + gripper). A bag recorded by another tool is read by writing a
@@ -56,10 +56,7 @@ class StreamMap:
         """Camera and arm topics and joint names of ``profile``."""
         return cls(
             tuple((c.name, c.topic) for c in profile.cameras),
-            tuple(
-                (a.name, a.state_topic, (*a.joint_names, a.gripper.joint_name))
-                for a in profile.arms
-            ),
+            tuple((a.name, a.state_topic, a.joint_state_names) for a in profile.arms),
         )
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 
 from motus_policy.backends.base import PolicyBackend
 from motus_policy.evaluation.sim_eval import EpisodeOutcome
-from motus_policy.robots.aloha_sim.sim import CONTROL_PERIOD_NS, AlohaSim, AlohaSimConfig
+from motus_policy.robots.aloha_sim.tasks import TASKS
 from motus_policy.runtime.config import PolicyRuntimeConfig
 from motus_policy.runtime.policy_runtime import PolicyRuntime
 from motus_recorder.profile import RobotProfile
@@ -36,16 +36,31 @@ aloha_sim profile's 0.2 s image staleness bound."""
 class LockstepConfig:
     """Settings of a lockstep evaluation.
 
-    Attributes:
-        task: ``transfer_cube`` or ``insertion``.
-        episode_length_s: sim seconds per episode (> 0); 0 = the profile's ``episode_length_s``.
-        runtime: the policy runtime settings (strategy, mode, ...); ``instruction`` empty = the
-            profile's instruction for ``task``.
+    Each field's ``metadata["description"]`` is its help text (``motus-eval lockstep --help`` is
+    generated from it and from :class:`PolicyRuntimeConfig`'s).
+
+    Raises:
+        ValueError: a negative episode length.
     """
 
-    task: str = "transfer_cube"
-    episode_length_s: float = 0.0
-    runtime: PolicyRuntimeConfig = dataclasses.field(default_factory=PolicyRuntimeConfig)
+    task: str = dataclasses.field(
+        default="transfer_cube",
+        metadata={"description": "sim task", "choices": TASKS},
+    )
+    episode_length_s: float = dataclasses.field(
+        default=0.0,
+        metadata={
+            "description": "sim seconds per episode [s]; 0 = the profile's episode_length_s "
+            "(8 s for transfer_cube)"
+        },
+    )
+    runtime: PolicyRuntimeConfig = dataclasses.field(
+        default_factory=PolicyRuntimeConfig,
+        metadata={
+            "description": "the policy runtime settings (strategy, mode, ...); instruction "
+            "empty = the profile's instruction for task"
+        },
+    )
 
     def __post_init__(self) -> None:
         if not (isinstance(self.episode_length_s, int | float) and self.episode_length_s >= 0):
@@ -70,7 +85,11 @@ class LockstepEvaluator:
     def __init__(self, profile: RobotProfile, backend: PolicyBackend, config: LockstepConfig):
         self.profile = profile
         self.config = config
+        # MuJoCo loads here, not at import: configs and ``motus-eval --help`` stay light
+        from motus_policy.robots.aloha_sim.sim import CONTROL_PERIOD_NS, AlohaSim, AlohaSimConfig
+
         self.sim = AlohaSim(AlohaSimConfig(task=config.task), profile)
+        self.period_ns = CONTROL_PERIOD_NS
         ratio = profile.control_rate_hz / profile.record_rate_hz
         if abs(ratio - round(ratio)) > 1e-9:
             raise ValueError(
@@ -80,7 +99,7 @@ class LockstepEvaluator:
         self.camera_every = round(ratio)
         extras = profile.extras
         length_s = config.episode_length_s or float(extras["episode_length_s"][config.task])
-        self.steps = round(length_s * 1e9 / CONTROL_PERIOD_NS)
+        self.steps = round(length_s * 1e9 / self.period_ns)
         rc = config.runtime
         if not rc.instruction:
             rc = dataclasses.replace(rc, instruction=extras["instructions"][config.task])
@@ -110,7 +129,7 @@ class LockstepEvaluator:
             if res.command is None:
                 raise RuntimeError(f"seed {seed}, step {k}: the runtime held: {res.reason}")
             reward = float(sim.step(res.command))
-            t_s = (k + 1) * CONTROL_PERIOD_NS / 1e9
+            t_s = (k + 1) * self.period_ns / 1e9
             if reward != curve[-1][1]:
                 curve.append((t_s, reward))
             if done_at_s is None and sim.success:
@@ -124,7 +143,7 @@ class LockstepEvaluator:
             max_reward=max(r for _, r in curve),
             sim_duration_s=done_at_s
             if done_at_s is not None
-            else self.steps * CONTROL_PERIOD_NS / 1e9,
+            else self.steps * self.period_ns / 1e9,
             wall_duration_s=time.monotonic() - t0,
             reward_curve=tuple(curve),
         )

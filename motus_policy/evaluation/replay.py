@@ -14,7 +14,7 @@ A bag with no complete chunk raises :class:`~motus_policy.evaluation.bag_reader.
 
 Frame modes (joint / wm / vgm): each predicted frame is compared (PSNR, SSIM) with the recorded
 T-layout composite at the tick nearest its due time, resized with the model's pad-to-fit to the
-predicted frame's size (reference §3.4).
+predicted frame's size (docs/motus.md §3.4).
 
 Images are decoded while streaming the bag in file order (only the frames a tick uses), so memory
 stays bounded for long recordings.
@@ -30,6 +30,7 @@ import numpy as np
 
 from motus_policy.backends.base import (
     FRAME_MODES,
+    MODES,
     PolicyBackend,
     check_mode,
     video_frame_offsets_ns,
@@ -55,28 +56,53 @@ FramePairSink = Callable[[np.ndarray, np.ndarray, int], None]
 class ReplayConfig:
     """How to replay.
 
-    Attributes:
-        rate_hz: observation / prediction rate (the profile's record_rate_hz).
-        mode: Motus inference mode (:data:`motus_policy.backends.base.MODES`) except vgm (no
-            actions). In idm the backend gets the recorded future composites at its
-            ``video_frame_offsets_ns``.
-        num_steps: denoising steps passed to the backend (10 in shipped configs).
-        instruction: task instruction passed to the backend.
-        every_n_ticks: predict on every n-th tick (1 = every tick).
-        max_chunks: stop after this many compared chunks (0 = no limit).
-        joint_state_staleness_s: the assembler's joint staleness bound (profile value).
-        camera_staleness_s: (camera name, bound s) pairs (profile values); others get
-            :data:`DEFAULT_CAMERA_STALENESS_S`.
+    Each field's ``metadata["description"]`` is its help text (``motus-eval replay --help`` is
+    generated from it).
+
+    Raises:
+        ValueError: a field out of range, or mode ``vgm`` (no actions to compare).
     """
 
-    rate_hz: float
-    mode: str = "vla"
-    num_steps: int = 10
-    instruction: str = ""
-    every_n_ticks: int = 1
-    max_chunks: int = 0
-    joint_state_staleness_s: float = 0.05
-    camera_staleness_s: tuple[tuple[str, float], ...] = ()
+    rate_hz: float = field(
+        metadata={
+            "description": "observation / prediction rate [Hz], normally the profile's "
+            "record_rate_hz"
+        }
+    )
+    mode: str = field(
+        default="vla",
+        metadata={
+            "description": "Motus inference mode: joint | vla | wm | idm (not vgm: it predicts "
+            "no actions to compare); in idm the backend gets the recorded future composites at "
+            "its video_frame_offsets_ns",
+            "choices": tuple(m for m in MODES if m != "vgm"),
+        },
+    )
+    num_steps: int = field(
+        default=10,
+        metadata={"description": "denoising steps per chunk (10 in shipped configs)"},
+    )
+    instruction: str = field(
+        default="", metadata={"description": "task instruction passed to the backend"}
+    )
+    every_n_ticks: int = field(
+        default=1, metadata={"description": "predict on every n-th tick (1 = every tick)"}
+    )
+    max_chunks: int = field(
+        default=0,
+        metadata={"description": "stop after this many compared chunks (0 = no limit)"},
+    )
+    joint_state_staleness_s: float = field(
+        default=0.05,
+        metadata={"description": "the assembler's joint staleness bound [s] (profile value)"},
+    )
+    camera_staleness_s: tuple[tuple[str, float], ...] = field(
+        default=(),
+        metadata={
+            "description": "(camera name, bound [s]) pairs (profile values); other cameras "
+            "get DEFAULT_CAMERA_STALENESS_S"
+        },
+    )
 
     def __post_init__(self) -> None:
         if not self.rate_hz > 0:

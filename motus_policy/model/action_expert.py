@@ -1,8 +1,8 @@
 """Action expert: state/action tokens with their own timestep AdaLN, attending in Wan head space.
 
-Faithful to ref §1.3 and ``motus-checkpoint-keys.md`` §3: module names equal the official keys
-under the ``action_expert.`` prefix. Each block owns only parameters; the attention itself runs in
-the tri-modal joint attention (:mod:`motus_policy.model.joint_attention`).
+Faithful to docs/motus.md §1.3 and docs/checkpoint-format.md §3: module names equal the official
+keys under the ``action_expert.`` prefix. Each block owns only parameters; the attention itself
+runs in the tri-modal joint attention (:mod:`motus_policy.model.joint_attention`).
 
 Token sequence: finetune ``[state (1), actions (A), registers (R)]``, pretrain ``[actions (A)]``.
 """
@@ -28,7 +28,7 @@ def sincos_1d(length: int, dim: int) -> torch.Tensor:
     """MAE-style fixed 1-D positions ``[sin(p·ω_i), cos(p·ω_i)]``, ω_i = 1/10000^(i/(dim/2)).
 
     Returns:
-        (1, length, dim) float32 (sin first, then cos; ref §1.3).
+        (1, length, dim) float32 (sin first, then cos; docs/motus.md §1.3).
     """
     omega = 1.0 / 10000 ** (np.arange(dim // 2, dtype=np.float64) / (dim / 2.0))
     out = np.arange(length, dtype=np.float64)[:, None] * omega[None, :]
@@ -80,7 +80,8 @@ class ActionExpertBlock(nn.Module):
         self.norm1 = nn.LayerNorm(D, eps=config.action_eps, elementwise_affine=False)
         self.norm2 = nn.LayerNorm(D, eps=config.action_eps, elementwise_affine=False)
         self.modulation = nn.Parameter(torch.randn(1, 6, D) / D**0.5)
-        # [q/k/v, head, in, head_dim]: q[b,t,n,:] = Σ_d x[b,t,d]·W[0,n,d,:] (keys §3).
+        # [q/k/v, head, in, head_dim]: q[b,t,n,:] = Σ_d x[b,t,d]·W[0,n,d,:]
+        # (docs/checkpoint-format.md §3).
         self.wan_action_qkv = nn.Parameter(torch.randn(3, N, D, Dh) / D**0.5)
         # RMSNorm epsilon unverified in the official code; we use the expert's eps.
         self.wan_action_norm_q = nn.RMSNorm(N * Dh, eps=config.action_eps)

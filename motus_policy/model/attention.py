@@ -1,8 +1,9 @@
 """Attention backend: flash-attn on CUDA when importable, PyTorch SDPA otherwise.
 
-The official code calls flash-attn (FA3 if importable, else FA2) on bf16 inputs (ref §1.5, §8);
-flash-attn has no wheel for this platform (platform.md §7), so it is an optional import and SDPA is
-the portable path. Both compute unmasked softmax attention with scale 1/√head_dim.
+The official code calls flash-attn (FA3 if importable, else FA2) on bf16 inputs
+(docs/motus.md §1.5, §8); flash-attn has no wheel for this platform (docs/platform.md §7), so it is
+an optional import and SDPA is the portable path. Both compute unmasked softmax attention with
+scale 1/√head_dim.
 """
 
 from __future__ import annotations

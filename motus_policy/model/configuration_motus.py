@@ -1,12 +1,11 @@
 """`MotusConfig`: every hyper-parameter of the Motus network, sampler and training objective.
 
 The config travels with checkpoints (``to_dict`` / ``from_dict`` are JSON-safe). Presets
-follow the official YAML files (reference §1, §3.1); ``tiny`` keeps the architecture and shrinks
-every width so that tests and the shipped demo checkpoint run on a laptop CPU.
+follow the official YAML files (docs/motus.md §1, §3.1); ``tiny`` keeps the architecture and
+shrinks every width so that tests and the shipped demo checkpoint run on a laptop CPU.
 
-Sources: "ref" = the team's Motus reference notes (``motus-reference.md``: facts from the paper
-and the official thu-ml/Motus code and configs), "keys" = ``motus-checkpoint-keys.md`` (the
-official checkpoint layout).
+Sources: docs/motus.md (the Motus facts, each with its source in the paper and the
+official code) and docs/checkpoint-format.md (the official checkpoint layout).
 """
 
 from __future__ import annotations
@@ -57,32 +56,32 @@ class MotusConfig:
         ValueError: naming the field and the bad value, from ``__post_init__``.
     """
 
-    # --- identity / data sampling (ref §3.1) -------------------------------------------------
+    # --- identity / data sampling (docs/motus.md §3.1) -------------------------------------------
     preset: str = "custom"  # name of the preset this config was built from (informational)
     training_mode: str = (
-        "finetune"  # "finetune" (state + actions + registers) | "pretrain" (ref §1.3)
+        "finetune"  # "finetune" (state + actions + registers) | "pretrain" (docs/motus.md §1.3)
     )
     num_video_frames: int = 8  # F, predicted future frames (all shipped configs: 8)
     video_action_freq_ratio: int = 2  # r, actions per predicted video frame
     global_downsample_rate: int = 3  # g, raw frames between consecutive actions (dataset stride)
-    image_height: int = 384  # H in pixels of the T-layout composite (ref §3.3)
+    image_height: int = 384  # H in pixels of the T-layout composite (docs/motus.md §3.3)
     image_width: int = 320  # W in pixels
-    action_dim: int = 14  # joint vector width (ref §4.1, 14-D layout)
+    action_dim: int = 14  # joint vector width (docs/motus.md §4.1, 14-D layout)
     state_dim: int = 14  # state vector width (finetune mode only)
     num_registers: int = (
         4  # learnable register tokens after the actions (finetune: 4, pretrain: 0)
     )
     action_normalization: str = (
-        "none"  # "none" (RoboTwin raw qpos) | "min_max" to [0, 1] (ref §4.2)
+        "none"  # "none" (RoboTwin raw qpos) | "min_max" to [0, 1] (docs/motus.md §4.2)
     )
     normalization_key: str = ""  # stat.json key for min_max ("ac_one", "aloha_agilex_2")
 
-    # --- VAE geometry (ref §3.3; the VAE itself lives in encoders/) ------------------------
+    # --- VAE geometry (docs/motus.md §3.3; the VAE itself lives in encoders/) --------------------
     latent_channels: int = 48  # Wan2.2 VAE z_dim
     vae_spatial_factor: int = 16  # pixels per latent cell (2x2 unshuffle + 8x conv)
     vae_temporal_factor: int = 4  # frames per latent frame after the first (causal)
 
-    # --- video expert: Wan2.2-TI2V-5B DiT (ref §1.2, keys §2.1) ----------------------------
+    # --- video expert: Wan2.2-TI2V-5B DiT (docs/motus.md §1.2, docs/checkpoint-format.md §2.1) ---
     num_layers: int = 30  # shared by all three experts (layer-synchronous MoT)
     num_heads: int = 24  # Wan heads; the joint attention runs in this head space
     head_dim: int = 128  # per-head width; Wan dim = num_heads * head_dim = 3072
@@ -90,25 +89,25 @@ class MotusConfig:
     patch_size: tuple[int, int, int] = (1, 2, 2)  # (t, h, w) latent patch
     freq_dim: int = 256  # sinusoidal timestep width (video and action experts)
     text_dim: int = 4096  # UMT5-XXL hidden size
-    text_len: int = 512  # T5 context rows after zero padding (ref §1.2, pitfall 3)
+    text_len: int = 512  # T5 context rows after zero padding (docs/motus.md §1.2, §9.3)
     wan_eps: float = 1e-6  # Wan LayerNorm / RMSNorm epsilon
-    rope_max_seq_len: int = 1024  # RoPE table length (ref §1.2)
+    rope_max_seq_len: int = 1024  # RoPE table length (docs/motus.md §1.2)
 
-    # --- action expert (ref §1.3, keys §3) ---------------------------------------------------
+    # --- action expert (docs/motus.md §1.3, docs/checkpoint-format.md §3) ------------------------
     action_hidden_size: int = 1024
     action_ffn_dim: int = 4096
-    action_eps: float = 1e-5  # training YAMLs; RoboTwin deploy uses 1e-6 (ref pitfall 8)
+    action_eps: float = 1e-5  # training YAMLs; RoboTwin deploy uses 1e-6 (docs/motus.md §9.8)
 
-    # --- understanding expert + VLM (ref §1.4, keys §4) ------------------------------------
+    # --- understanding expert + VLM (docs/motus.md §1.4, docs/checkpoint-format.md §4) -----------
     und_hidden_size: int = 512
     und_ffn_dim: int = 2048
     und_eps: float = 1e-5
     vlm_hidden_size: int = 2048  # Qwen3-VL-2B text hidden size (last hidden state width)
 
-    # --- diffusion (ref §2) ------------------------------------------------------------------
+    # --- diffusion (docs/motus.md §2) ------------------------------------------------------------
     num_train_timesteps: int = 1000  # t = 1000·σ
-    train_shift: float = 5.0  # training σ table shift (ref §2.1)
-    num_inference_steps: int = 10  # Euler steps over linspace(1, 0, N+1) (ref §2.2)
+    train_shift: float = 5.0  # training σ table shift (docs/motus.md §2.1)
+    num_inference_steps: int = 10  # Euler steps over linspace(1, 0, N+1) (docs/motus.md §2.2)
     bf16_schedule: bool = True  # round the sampling schedule through bf16 like the official code
     video_loss_weight: float = 1.0
     action_loss_weight: float = 1.0
@@ -164,15 +163,15 @@ class MotusConfig:
         if self.action_normalization == "min_max" and not self.normalization_key:
             raise ValueError("normalization_key: required when action_normalization is 'min_max'")
 
-    # --- derived quantities (ref §3.3) -------------------------------------------------------
+    # --- derived quantities (docs/motus.md §3.3) -------------------------------------------------
     @property
     def action_chunk_size(self) -> int:
-        """A = F·r actions per chunk (ref §3.1)."""
+        """A = F·r actions per chunk (docs/motus.md §3.1)."""
         return self.num_video_frames * self.video_action_freq_ratio
 
     @property
     def has_state(self) -> bool:
-        """Finetune mode feeds a clean state token; pretrain mode has none (ref §1.3)."""
+        """Finetune mode feeds a clean state token; pretrain mode has none (docs/motus.md §1.3)."""
         return self.training_mode == "finetune"
 
     @property
@@ -222,7 +221,10 @@ class MotusConfig:
 
     @property
     def action_pos_embedding_rows(self) -> int:
-        """Rows of the persistent ``pos_embedding`` buffer: A+6 finetune, A pretrain (keys §3)."""
+        """Rows of the persistent ``pos_embedding`` buffer: A+6 finetune, A pretrain.
+
+        Source: docs/checkpoint-format.md §3.
+        """
         if self.has_state:
             return self.action_chunk_size + self.num_registers + 2
         return self.action_chunk_size
@@ -268,7 +270,7 @@ _REAL_ROBOT = dict(
 )
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # Motus_robotwin2 (robotwin.yaml): A = 16, raw qpos (ref §3.1, §4.1).
+    # Motus_robotwin2 (robotwin.yaml): A = 16, raw qpos (docs/motus.md §3.1, §4.1).
     "robotwin": dict(
         training_mode="finetune",
         num_video_frames=8,
@@ -276,7 +278,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         global_downsample_rate=3,
         action_normalization="none",
     ),
-    # Real robots (aloha_agilex_2.yaml / ac_one.yaml): A = 48 at 30 Hz, min-max stats (ref §4.2).
+    # Real robots (aloha_agilex_2.yaml / ac_one.yaml): A = 48 at 30 Hz, min-max stats
+    # (docs/motus.md §4.2).
     "aloha_agilex_2": dict(**_REAL_ROBOT, normalization_key="aloha_agilex_2"),
     "ac_one": dict(**_REAL_ROBOT, normalization_key="ac_one"),
     # Stage-2 latent-action pretraining (latent_action.yaml): A = 8, no state, no registers.

@@ -1,9 +1,10 @@
 """One Mixture-of-Transformers layer: tri-modal joint attention over [video | action | und].
 
-Implements the per-layer procedure of ref §1.5 exactly (steps 1-8): modulation, pre-norms,
-projections into the shared Wan head space, RoPE on video q/k only, one unmasked bidirectional
-attention over the concatenated sequence, split, per-expert out-projections with gated (video,
-action) or plain (und) residuals, video cross-attention to the T5 context, then the three FFNs.
+Implements the per-layer procedure of docs/motus.md §1.5 exactly (steps 1-8): modulation,
+pre-norms, projections into the shared Wan head space, RoPE on video q/k only, one unmasked
+bidirectional attention over the concatenated sequence, split, per-expert out-projections with
+gated (video, action) or plain (und) residuals, video cross-attention to the T5 context, then the
+three FFNs.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Motus training objective (ref §2.1).
+"""Motus training objective (docs/motus.md §2.1).
 
 ``loss = video_loss_weight·MSE_video + action_loss_weight·MSE_action`` (both weights 1.0), plain
 means, no timestep weighting. MSE_video is taken over the whole latent tensor with frame 0 zeroed
@@ -59,7 +59,7 @@ def training_loss(
     condition_latent: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> LossOutput:
-    """Noise a clean batch, run the network once and return the Motus loss (ref §2.1).
+    """Noise a clean batch, run the network once and return the Motus loss (docs/motus.md §2.1).
 
     Args:
         model: the network (train mode).

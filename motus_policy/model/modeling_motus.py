@@ -1,14 +1,16 @@
 """`MotusModel`: the Motus network (video DiT + action expert + understanding expert).
 
-One call = one velocity evaluation for both modalities (ref §1.5): the three experts run
+One call = one velocity evaluation for both modalities (docs/motus.md §1.5): the three experts run
 layer-synchronously through :func:`~motus_policy.model.joint_attention.mot_layer`. The integration
 loop and the five modes live in :mod:`motus_policy.model.sampler`; the network never owns them.
 
-State-dict layout (a prefix change from the official ``mp_rank_00_model_states.pt``, keys §1):
+State-dict layout (a prefix change from the official ``mp_rank_00_model_states.pt``,
+docs/checkpoint-format.md §1):
 
 * ``video_model.wan_model.*``: diffusers ``WanTransformer3DModel`` names (official: original Wan
-  names under the same prefix; map with keys §2.1);
-* ``action_expert.*`` and ``und_expert.*``: identical to the official keys (keys §3-4).
+  names under the same prefix; map with docs/checkpoint-format.md §2.1);
+* ``action_expert.*`` and ``und_expert.*``: identical to the official keys
+  (docs/checkpoint-format.md §3-4).
 
 The frozen VLM, the VAE and T5 are not part of this module (``encoders/``).
 """
@@ -89,7 +91,8 @@ class MotusModel(nn.Module):
     """
 
     _no_split_modules = ("WanTransformerBlock", "ActionExpertBlock", "UndExpertBlock")
-    _keep_in_fp32_modules = ("time_embedding", "time_projection")  # action expert (ref §1.1)
+    # action expert (docs/motus.md §1.1)
+    _keep_in_fp32_modules = ("time_embedding", "time_projection")
 
     def __init__(self, config: MotusConfig) -> None:
         super().__init__()
@@ -157,7 +160,7 @@ class MotusModel(nn.Module):
             video_latents: (B, C, T', h, w) noisy video latents (frame 0 = clean condition).
             action_latents: (B, A, action_dim) noisy actions (normalised space).
             video_timestep: t_v = 1000·σ_v, scalar or (B,); every video token gets it, including
-                the condition frame (ref pitfall 1).
+                the condition frame (docs/motus.md §9.1).
             action_timestep: t_a = 1000·σ_a, scalar or (B,).
             state: (B, state_dim) clean state (finetune) or None (pretrain).
             conditioning: text context / K/V cache and und tokens.
@@ -217,7 +220,8 @@ class MotusModel(nn.Module):
 
         Unlike a plain ``.to(dtype)``, this keeps the RoPE tables in their original float64
         (float32 on MPS) precision, and the small time-embedding MLPs and AdaLN tables in fp32
-        (ref §1.1: the official action time MLPs are fp32; modulation arithmetic is fp32).
+        (docs/motus.md §1.1: the official action time MLPs are fp32; modulation arithmetic is
+        fp32).
 
         Returns:
             ``self``.

@@ -1,16 +1,18 @@
 """numpy-in / numpy-out Motus inference: ``MotusPolicy.predict(observation) -> ActionChunk``.
 
-One call (reference §2.2, §3.4, §4.2, §6):
+One call (docs/motus.md §2.2, §3.4, §4.2, §6), in the steps of ``MotusPolicy.predict_batch``:
 
-1. T-layout composite of ``cam_high`` / ``cam_left_wrist`` / ``cam_right_wrist``
-   (:func:`motus_recorder.composite.compose_t_layout`), pad-to-fit to the config's H x W.
-2. State min-max normalised with the checkpoint's stats, ``(x - min) / (max - min)`` (range 0
-   replaced by 1; keys §8); outputs de-normalised with ``y (max - min) + min``.
-3. Condition frame -> VAE latent; instruction -> T5 context (LRU per instruction); composite +
-   instruction -> Qwen3-VL features (once per observation); text cross-attention K/V
-   precomputed once per call.
-4. Euler sampling in the requested mode (:class:`~motus_policy.model.sampler.MotusSampler`).
-5. VAE decode only when frames are requested.
+1. prepare: T-layout composite of ``cam_high`` / ``cam_left_wrist`` / ``cam_right_wrist``
+   (:func:`motus_recorder.composite.compose_t_layout`), pad-to-fit to the config's H x W;
+   state and joint inputs min-max normalised with the checkpoint's stats
+   (:class:`~motus_policy.model.normalization.NormalizationStats`).
+2. encode: condition frame -> VAE latent; instruction -> T5 context (LRU per instruction);
+   composite + instruction -> Qwen3-VL features (once per observation).
+3. sample: text cross-attention K/V precomputed once per call; Euler sampling in the requested
+   mode (:class:`~motus_policy.model.sampler.MotusSampler`).
+4. decode: VAE decode only when frames are requested.
+5. to_chunks: actions de-normalised with ``y (max - min) + min``; one ``ActionChunk`` per
+   observation.
 
 ``use_caches=False`` reproduces the official loop's redundancy (VLM + und adapter re-run at
 every step, T5 re-encoded per call, no text K/V cache) and ``always_decode`` its unconditional
@@ -22,6 +24,7 @@ inference worker thread, never in a control callback.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,84 +37,15 @@ from torch import nn
 from motus_policy.model.encoders.text import T5TextEncoder
 from motus_policy.model.encoders.vae import MotusVAE
 from motus_policy.model.encoders.vlm import VLMFeatureExtractor
-from motus_policy.model.modeling_motus import MotusModel
-from motus_policy.model.sampler import MODES, MotusSampler
+from motus_policy.model.modeling_motus import MotusConditioning, MotusModel
+from motus_policy.model.normalization import NormalizationStats
+from motus_policy.model.pretrained import PretrainedParts, load_pretrained, save_pretrained
+from motus_policy.model.sampler import MODES, MotusSampler, SampleOutput
 from motus_policy.types import ActionChunk, Observation
 from motus_recorder import schema
 from motus_recorder.composite import compose_t_layout, resize_pad
 
 STAGES = ("preprocess", "vae_encode", "text", "vlm", "denoise", "decode")
-
-
-MIN_NORMALIZATION_RANGE = 1e-3
-"""Smallest per-dimension ``max - min`` (rad, or normalised gripper) used as a divisor. The
-official rule replaces only an exact 0 by 1 (reference §4.2); a joint that never moves in the
-data (e.g. a waist held at 0) has a range of ~1e-15 from float noise, and dividing by it turns
-a 1e-5 rad sensor wiggle into 1e10. Below 1 mrad the range is replaced by 1 as well (identical
-to the official rule for every real range)."""
-
-
-def safe_range(lo, hi) -> np.ndarray:
-    """``hi - lo`` (float64, (D,)) with ranges below :data:`MIN_NORMALIZATION_RANGE` set to 1."""
-    r = np.asarray(hi, np.float64) - np.asarray(lo, np.float64)
-    return np.where(r < MIN_NORMALIZATION_RANGE, 1.0, r)
-
-
-@dataclass(frozen=True)
-class NormalizationStats:
-    """Per-dimension min-max statistics (official ``stat.json`` entry; keys §8).
-
-    Attributes:
-        min: float64 (D,) per-dimension minimum.
-        max: float64 (D,) per-dimension maximum (>= min).
-    """
-
-    min: np.ndarray
-    max: np.ndarray
-
-    def __post_init__(self) -> None:
-        lo, hi = np.asarray(self.min, np.float64), np.asarray(self.max, np.float64)
-        if lo.ndim != 1 or lo.shape != hi.shape:
-            raise ValueError(
-                f"NormalizationStats: expected (D,) min/max, got {lo.shape}/{hi.shape}"
-            )
-        if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)) and np.all(hi >= lo)):
-            raise ValueError(f"NormalizationStats: expected finite max >= min, got {lo} / {hi}")
-        object.__setattr__(self, "min", lo)
-        object.__setattr__(self, "max", hi)
-
-    @property
-    def range(self) -> np.ndarray:
-        """``max - min``; ranges below :data:`MIN_NORMALIZATION_RANGE` replaced by 1."""
-        return safe_range(self.min, self.max)
-
-    def normalize(self, x: np.ndarray) -> np.ndarray:
-        """``(x - min) / range`` for (..., D) arrays; float32."""
-        return ((np.asarray(x, np.float64) - self.min) / self.range).astype(np.float32)
-
-    def denormalize(self, y: np.ndarray) -> np.ndarray:
-        """``y * range + min`` for (..., D) arrays; float32."""
-        return (np.asarray(y, np.float64) * self.range + self.min).astype(np.float32)
-
-    @classmethod
-    def identity(cls, dim: int = schema.STATE_DIM) -> NormalizationStats:
-        """Min 0, max 1: no normalisation (RoboTwin, ``action_normalization="none"``)."""
-        return cls(np.zeros(dim), np.ones(dim))
-
-    def to_json(self, key: str) -> dict:
-        """``{key: {"min": [...], "max": [...]}}`` (stat.json style)."""
-        return {key: {"min": self.min.tolist(), "max": self.max.tolist()}}
-
-    @classmethod
-    def from_json(cls, data: dict, key: str) -> NormalizationStats:
-        """Read entry ``key`` of a stat.json-style dict.
-
-        Raises:
-            KeyError: ``key`` absent (names the keys present).
-        """
-        if key not in data:
-            raise KeyError(f"stats: no entry {key!r}; entries: {sorted(data)}")
-        return cls(np.asarray(data[key]["min"]), np.asarray(data[key]["max"]))
 
 
 @dataclass(frozen=True)
@@ -123,11 +57,14 @@ class PolicyConfig:
         use_caches: T5 LRU, VLM once per observation and text K/V cache (False = official path).
         always_decode: decode the predicted video even when frames are not requested (official).
         vlm_image: "model" = the padded H x W frame (official deployment) or "composite" = the
-            original-resolution composite (official ac_one/aloha training; reference §9.6).
+            original-resolution composite (official ac_one/aloha training; docs/motus.md §9.6).
         stats_key: entry of stats.json used for normalisation.
         qpos_source: what the training data's qpos held, from the recorder's episode metadata:
             "command" (commanded joint positions) or "state" (measured joint states); None when
             unknown (official checkpoints). The policy node's ``state_source: auto`` follows it.
+        recommended_n_action_steps: actions per chunk to execute before re-planning that this
+            checkpoint recommends (1..A; None: no recommendation, e.g. official checkpoints).
+            The runtime's ``n_action_steps: 0`` uses it (the whole chunk when None).
     """
 
     action_rate_hz: float = 30.0
@@ -136,6 +73,7 @@ class PolicyConfig:
     vlm_image: str = "model"
     stats_key: str = "default"
     qpos_source: str | None = None
+    recommended_n_action_steps: int | None = None
 
     def __post_init__(self) -> None:
         if not self.action_rate_hz > 0:
@@ -145,6 +83,11 @@ class PolicyConfig:
         if self.vlm_image not in ("model", "composite"):
             raise ValueError(
                 f"PolicyConfig.vlm_image: expected 'model' or 'composite', got {self.vlm_image!r}"
+            )
+        n = self.recommended_n_action_steps
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise ValueError(
+                f"PolicyConfig.recommended_n_action_steps: expected an int >= 1 or None, got {n!r}"
             )
         if self.qpos_source not in (None, "command", "state"):
             raise ValueError(
@@ -164,6 +107,63 @@ class _PerStepConditioning(nn.Module):
 
     def forward(self, video, actions, t_v, t_a, state, conditioning):
         return self.model(video, actions, t_v, t_a, state, self._make())
+
+
+class _StageTimer:
+    """Wall time per stage of :data:`STAGES`: :meth:`lap` adds the time since the last lap."""
+
+    def __init__(self, sync) -> None:
+        self._sync = sync
+        self.timings: dict[str, float] = dict.fromkeys(STAGES, 0.0)
+        self._t = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        """Synchronise the device, then add the seconds since the previous lap to ``stage``."""
+        self._sync()
+        now = time.perf_counter()
+        self.timings[stage] += now - self._t
+        self._t = now
+
+
+@dataclass
+class _Prepared:
+    """Inputs of one :meth:`MotusPolicy.predict_batch` call as the encoders and sampler take them.
+
+    Attributes:
+        frames0: uint8 (B, H, W, 3) condition composites, pad-fitted to the model size.
+        vlm_images: B uint8 (h, w, 3) images for Qwen3-VL (``PolicyConfig.vlm_image``).
+        instructions: B instructions.
+        state: float32 (B, 14) normalised state on the model device; None for pretrain models.
+        action_prefix: float32 (B, d, 14) normalised actions to inpaint, or None.
+        actions: float32 (B, A, 14) normalised given actions (``wm``), or None.
+        clip: uint8 (B, 1 + F, H, W, 3) condition + observed future frames (``idm``), or None.
+    """
+
+    frames0: np.ndarray
+    vlm_images: list[np.ndarray]
+    instructions: list[str]
+    state: torch.Tensor | None
+    action_prefix: torch.Tensor | None
+    actions: torch.Tensor | None
+    clip: np.ndarray | None
+
+
+@dataclass
+class _Encoded:
+    """Frozen-encoder outputs of one call.
+
+    Attributes:
+        cond_latent: (B, C, 1, h, w) normalised VAE latent of the condition frame.
+        clip_latents: (B, C, T', h, w) latents of ``_Prepared.clip``, or None.
+        text: (B, text_len, text_dim) T5 context in the model dtype.
+        vlm_features: (B, L, vlm_hidden_size) Qwen3-VL features, zero right-padded to the
+            longest prompt.
+    """
+
+    cond_latent: torch.Tensor
+    clip_latents: torch.Tensor | None
+    text: torch.Tensor
+    vlm_features: torch.Tensor
 
 
 class MotusPolicy:
@@ -231,6 +231,7 @@ class MotusPolicy:
             torch.cuda.synchronize(self.device)
 
     def _composites(self, obs: Observation) -> tuple[np.ndarray, np.ndarray]:
+        """(raw T-layout composite, composite pad-fitted to H x W), uint8 (h, w, 3) each."""
         missing = [c for c in schema.CAMERA_NAMES if c not in obs.images]
         if missing:
             raise ValueError(
@@ -274,7 +275,7 @@ class MotusPolicy:
 
         Args:
             observations: B observations (three cameras, state (14,), instruction).
-            mode: "joint" | "vla" | "wm" | "idm" | "vgm" (reference §2.3).
+            mode: "joint" | "vla" | "wm" | "idm" | "vgm" (docs/motus.md §2.3).
             num_steps: Euler steps (default: the config's, 10).
             return_frames: decode and return the predicted frames (joint/wm/vgm).
             action_prefix: (B, d, 14) joint-space actions to inpaint (de-normalised units).
@@ -287,7 +288,7 @@ class MotusPolicy:
             B :class:`ActionChunk` s: ``actions`` float32 (A, 14) de-normalised (NaN in ``vgm``,
             which predicts no actions; the given actions in ``wm``), ``t0_ns`` = observation
             stamp, ``frames`` uint8 (F, H, W, 3) when requested, frame j (1-based) due at
-            ``t0 + j r period`` (it coincides with action j r; reference §3.2).
+            ``t0 + j r period`` (it coincides with action j r; docs/motus.md §3.2).
 
         Raises:
             ValueError: unknown mode, missing mode input, bad shapes.
@@ -295,24 +296,37 @@ class MotusPolicy:
         if mode not in MODES:
             raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
         t_start = time.perf_counter_ns()
-        timings = dict.fromkeys(STAGES, 0.0)
+        timer = _StageTimer(self._sync)
+        inputs = self._prepare(observations, action_prefix, actions, future_frames)
+        timer.lap("preprocess")
+        encoded = self._encode(inputs, timer)
+        out = self._sample(mode, inputs, encoded, num_steps, seed)
+        timer.lap("denoise")
+        frames = self._decode(out, return_frames)
+        timer.lap("decode")
+        chunks = self._to_chunks(observations, out, frames if return_frames else None, t_start)
+        self.last_timings_s = timer.timings
+        return chunks
+
+    def _prepare(
+        self,
+        observations: Sequence[Observation],
+        action_prefix: np.ndarray | None,
+        actions: np.ndarray | None,
+        future_frames: np.ndarray | None,
+    ) -> _Prepared:
+        """Step 1: numpy inputs -> composites and normalised tensors (shapes checked).
+
+        Raises:
+            ValueError: a missing camera, or ``action_prefix`` / ``actions`` / ``future_frames``
+                of the wrong shape (or dtype).
+        """
         cfg, dev = self.model.config, self.device
         B, A, F = len(observations), cfg.action_chunk_size, cfg.num_video_frames
-        caches = self.config.use_caches
-
-        def lap(stage: str, t0: float) -> float:
-            self._sync()
-            now = time.perf_counter()
-            timings[stage] += now - t0
-            return now
-
-        t = time.perf_counter()
         comps, frames0 = zip(*(self._composites(o) for o in observations), strict=True)
-        instructions = [o.instruction for o in observations]
-        vlm_images = list(frames0) if self.config.vlm_image == "model" else list(comps)
         state = None
         if cfg.has_state:
-            s = np.stack([self.stats.normalize(o.state) for o in observations])
+            s = np.stack([self.stats.normalize(o.state) for o in observations])  # (B, 14)
             state = torch.from_numpy(s).to(dev)
 
         def joint_tensor(
@@ -331,12 +345,7 @@ class MotusPolicy:
                 raise ValueError(f"{name}: expected {want}, got {x.shape}")
             return torch.from_numpy(self.stats.normalize(x)).to(dev)
 
-        prefix_t = joint_tensor(action_prefix, "action_prefix", None)
-        actions_t = joint_tensor(actions, "actions", A)
-        t = lap("preprocess", t)
-
-        cond_latent = self.vae.encode(self._pixels(np.stack(frames0)[:, None]))
-        clip_latents = None
+        clip = None
         if future_frames is not None:
             ff = np.asarray(future_frames)
             if ff.ndim != 5 or ff.shape[0] != B or ff.shape[1] != F or ff.dtype != np.uint8:
@@ -344,64 +353,110 @@ class MotusPolicy:
                     f"future_frames: expected uint8 ({B}, {F}, h, w, 3), got {ff.dtype} {ff.shape}"
                 )
             hw = (cfg.image_height, cfg.image_width)
+            # B x [condition frame, F future frames] -> (B, 1 + F, H, W, 3)
             clip = np.stack(
                 [
                     [f0, *(resize_pad(f, hw) for f in fb)]
                     for f0, fb in zip(frames0, ff, strict=True)
                 ]
             )
-            clip_latents = self.vae.encode(self._pixels(clip))
-        t = lap("vae_encode", t)
+        return _Prepared(
+            frames0=np.stack(frames0),  # B x (H, W, 3) -> (B, H, W, 3)
+            vlm_images=list(frames0) if self.config.vlm_image == "model" else list(comps),
+            instructions=[o.instruction for o in observations],
+            state=state,
+            action_prefix=joint_tensor(action_prefix, "action_prefix", None),
+            actions=joint_tensor(actions, "actions", A),
+            clip=clip,
+        )
 
-        text = self.text_encoder.encode(instructions, use_cache=caches)
-        t = lap("text", t)
-        vlm_feats, _ = self.vlm.features(vlm_images, instructions, use_cache=caches)
-        t = lap("vlm", t)
+    def _encode(self, inputs: _Prepared, timer: _StageTimer) -> _Encoded:
+        """Step 2: the frozen encoders (VAE, T5, Qwen3-VL; T5 / VLM caches when enabled)."""
+        caches = self.config.use_caches
+        # (B, H, W, 3) -> (B, 1, H, W, 3): the condition frame as a one-frame clip
+        cond_latent = self.vae.encode(self._pixels(inputs.frames0[:, None]))
+        clip_latents = None if inputs.clip is None else self.vae.encode(self._pixels(inputs.clip))
+        timer.lap("vae_encode")
+        text = self.text_encoder.encode(inputs.instructions, use_cache=caches)
+        timer.lap("text")
+        vlm_feats, _ = self.vlm.features(inputs.vlm_images, inputs.instructions, use_cache=caches)
+        timer.lap("vlm")
+        return _Encoded(cond_latent, clip_latents, text, vlm_feats)
 
+    def _sample(
+        self,
+        mode: str,
+        inputs: _Prepared,
+        encoded: _Encoded,
+        num_steps: int | None,
+        seed: int | None,
+    ) -> SampleOutput:
+        """Step 3: per-call conditioning (text K/V cache) and the Euler sampler in ``mode``."""
         model: nn.Module = self.model
-        if caches:
-            cond = self.model.prepare_conditioning(text, vlm_feats, cache_text_kv=True)
+        if self.config.use_caches:
+            cond = self.model.prepare_conditioning(
+                encoded.text, encoded.vlm_features, cache_text_kv=True
+            )
         else:
-            cond = self.model.prepare_conditioning(text, vlm_feats, cache_text_kv=False)
+            cond = self.model.prepare_conditioning(
+                encoded.text, encoded.vlm_features, cache_text_kv=False
+            )
 
-            def per_step():
-                feats, _ = self.vlm.features(vlm_images, instructions, use_cache=False)
-                return type(cond)(cond.text_context, self.model.encode_und(feats), None)
+            def per_step() -> MotusConditioning:
+                feats, _ = self.vlm.features(
+                    inputs.vlm_images, inputs.instructions, use_cache=False
+                )
+                return MotusConditioning(cond.text_context, self.model.encode_und(feats), None)
 
             model = _PerStepConditioning(self.model, per_step)
-        sampler = MotusSampler(model, num_steps=num_steps)
         gen = None
         if seed is not None:
-            gen = torch.Generator(device=dev).manual_seed(int(seed))
-        out = sampler.sample(
+            gen = torch.Generator(device=self.device).manual_seed(int(seed))
+        return MotusSampler(model, num_steps=num_steps).sample(
             mode,
-            cond_latent,
+            encoded.cond_latent,
             cond,
-            state,
-            actions=actions_t,
-            video_latents=clip_latents,
-            action_prefix=prefix_t,
+            inputs.state,
+            actions=inputs.actions,
+            video_latents=encoded.clip_latents,
+            action_prefix=inputs.action_prefix,
             generator=gen,
         )
-        t = lap("denoise", t)
 
-        frames = None
-        if out.video_latents is not None and (return_frames or self.config.always_decode):
-            video = self.vae.decode(out.video_latents)[:, :, 1:]  # drop the condition frame
-            frames = (video.permute(0, 2, 3, 4, 1) * 255.0).round().to(torch.uint8).cpu().numpy()
-        lap("decode", t)
+    def _decode(self, out: SampleOutput, return_frames: bool) -> np.ndarray | None:
+        """Step 4: predicted latents -> uint8 (B, F, H, W, 3) frames when requested (or always)."""
+        if out.video_latents is None or not (return_frames or self.config.always_decode):
+            return None
+        video = self.vae.decode(out.video_latents)[:, :, 1:]  # (B, 3, F, H, W): drop condition
+        return (video.permute(0, 2, 3, 4, 1) * 255.0).round().to(torch.uint8).cpu().numpy()
 
+    def _to_chunks(
+        self,
+        observations: Sequence[Observation],
+        out: SampleOutput,
+        frames: np.ndarray | None,
+        t_start_ns: int,
+    ) -> list[ActionChunk]:
+        """Step 5: de-normalise the actions (NaN when none) and stamp one chunk per observation.
+
+        Args:
+            observations: the B observations (stamps).
+            out: the sampler's result; actions (B, A, 14) normalised or None.
+            frames: uint8 (B, F, H, W, 3) to return, or None.
+            t_start_ns: ``perf_counter_ns`` at the start of the call (for ``latency_ns``).
+        """
+        cfg = self.model.config
+        B, A, F = len(observations), cfg.action_chunk_size, cfg.num_video_frames
         if out.actions is None:
             acts = np.full((B, A, cfg.action_dim), np.nan, np.float32)
         else:
-            acts = self.stats.denormalize(out.actions.float().cpu().numpy())
-        latency = time.perf_counter_ns() - t_start
-        self.last_timings_s = timings
+            acts = self.stats.denormalize(out.actions.float().cpu().numpy())  # (B, A, 14)
+        latency = time.perf_counter_ns() - t_start_ns
         period = self.period_ns
         r = cfg.video_action_freq_ratio
         chunks = []
         for b, obs in enumerate(observations):
-            fr = frames[b] if (frames is not None and return_frames) else None
+            fr = frames[b] if frames is not None else None
             stamps = (
                 tuple(obs.stamp_ns + j * r * period for j in range(1, F + 1))
                 if fr is not None
@@ -420,10 +475,20 @@ class MotusPolicy:
         return chunks
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write this policy as a folder (see ``checkpoint.save_pretrained``)."""
-        from motus_policy.model.checkpoint import save_pretrained
+        """Write this policy as a folder (:func:`motus_policy.model.pretrained.save_pretrained`).
 
-        return save_pretrained(self, directory)
+        Raises:
+            FileExistsError: the folder already exists.
+        """
+        parts = PretrainedParts(
+            model=self.model,
+            vae=self.vae,
+            text_encoder=self.text_encoder,
+            vlm=self.vlm,
+            policy_config=dataclasses.asdict(self.config),
+            stats=self.stats.to_json(self.config.stats_key),
+        )
+        return save_pretrained(parts, directory)
 
     @classmethod
     def from_pretrained(
@@ -432,10 +497,22 @@ class MotusPolicy:
         device: str | torch.device = "cpu",
         dtype: torch.dtype | None = None,
     ) -> MotusPolicy:
-        """Load a folder written by :meth:`save_pretrained`."""
-        from motus_policy.model.checkpoint import load_pretrained
+        """Load a folder written by :meth:`save_pretrained`.
 
-        return load_pretrained(directory, device=device, dtype=dtype)
+        Args:
+            directory: the folder.
+            device: where to put every model.
+            dtype: dtype of the network and encoders (default: as stored); the VAE stays fp32.
+
+        Raises:
+            CheckpointMismatchError / KeyError: weights do not fit the stored configs.
+            KeyError: ``stats.json`` has no entry for the stored ``stats_key``.
+            ValueError: unknown format.
+        """
+        parts = load_pretrained(directory, device=device, dtype=dtype)
+        config = PolicyConfig(**parts.policy_config)
+        stats = NormalizationStats.from_json(parts.stats, config.stats_key)
+        return cls(parts.model, parts.vae, parts.text_encoder, parts.vlm, stats, config)
 
 
 def build_tiny_policy(

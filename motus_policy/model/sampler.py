@@ -1,6 +1,7 @@
 """The five Motus inference modes over one network (UniDiffuser-style), with Euler integration.
 
-Mode table (ref §2.3; paper supplementary Algorithms 2-6). ``t`` is the shared schedule value:
+Mode table (docs/motus.md §2.3; paper supplementary Algorithms 2-6). ``t`` is the shared
+schedule value:
 
 =========  =======================================  ===================================  ==========
 mode       video tokens (future latent frames)      action tokens                        outputs

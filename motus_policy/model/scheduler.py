@@ -1,14 +1,14 @@
-"""Flow-matching noise for training and the Euler sampling schedule (ref §2).
+"""Flow-matching noise for training and the Euler sampling schedule (docs/motus.md §2).
 
 Convention (all modalities): ``x_σ = (1−σ)·x₀ + σ·ε``, target velocity ``v = ε − x₀``, network
 timestep ``t = 1000·σ``; sampling integrates ``x ← x + v·(σ_next − σ)`` from σ = 1 to σ = 0.
 
-* Training (ref §2.1): one σ per sample and modality, drawn uniformly from a 1000-entry table
-  ``σ_j = shift·s_j / (1 + (shift−1)·s_j)``, ``s_j = 1 − j/1000`` (shift 5; the official
+* Training (docs/motus.md §2.1): one σ per sample and modality, drawn uniformly from a 1000-entry
+  table ``σ_j = shift·s_j / (1 + (shift−1)·s_j)``, ``s_j = 1 − j/1000`` (shift 5; the official
   ``FlowMatchScheduler(shift=5, sigma_min=0, extra_one_step=True)``). Video and action σ are
   independent (UniDiffuser style).
-* Sampling (ref §2.2): unshifted ``linspace(1, 0, N+1)``, N = 10. The official code builds it in
-  bf16, so its timestep inputs are exactly 1000, 900, …, 100 and its step sizes are
+* Sampling (docs/motus.md §2.2): unshifted ``linspace(1, 0, N+1)``, N = 10. The official code
+  builds it in bf16, so its timestep inputs are exactly 1000, 900, …, 100 and its step sizes are
   −0.1016, −0.0977, … (they still sum to −1). ``bf16=True`` (the default, ``MotusConfig.
   bf16_schedule``) reproduces those values bit for bit; ``bf16=False`` uses the exact fp32 grid.
 """
@@ -19,7 +19,7 @@ import torch
 
 
 def training_sigma_table(num_train_timesteps: int = 1000, shift: float = 5.0) -> torch.Tensor:
-    """The shifted training σ table, (num_train_timesteps,) float32, σ_0 = 1 (ref §2.1).
+    """The shifted training σ table, (num_train_timesteps,) float32, σ_0 = 1 (docs/motus.md §2.1).
 
     Raises:
         ValueError: on a non-positive size or shift.
@@ -62,7 +62,9 @@ def velocity_target(x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
 
 
 class EulerSchedule:
-    """Euler integration over ``linspace(1, 0, N+1)`` (ref §2.2), diffusers-style ``step``.
+    """Euler integration over ``linspace(1, 0, N+1)``, diffusers-style ``step``.
+
+    Source: docs/motus.md §2.2.
 
     Args:
         num_steps: N ≥ 1 Euler steps (official: 10).

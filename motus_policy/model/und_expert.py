@@ -1,6 +1,6 @@
 """Understanding expert: adapted Qwen3-VL features that join the tri-modal attention.
 
-Faithful to ref §1.4 and ``motus-checkpoint-keys.md`` §4 (module names = official keys under
+Faithful to docs/motus.md §1.4 and docs/checkpoint-format.md §4 (module names = official keys under
 ``und_expert.``): a ``vlm_adapter`` MLP maps the VLM's last hidden state to the expert width; each
 block has plain (non-modulated) pre-norms, QKV into Wan head space with RMSNorm on q/k, an
 out-projection and an FFN, with ungated residuals. No timestep, no positions, no output head.
@@ -68,7 +68,7 @@ class UndExpert(nn.Module):
 
         Returns:
             (B, Lu, und_hidden_size) in the expert's dtype. Constant across denoising steps
-            (ref pitfall 4), so callers compute it once per observation.
+            (docs/motus.md §9.4), so callers compute it once per observation.
 
         Raises:
             ValueError: on a wrong width.

@@ -2,11 +2,11 @@
 
 The weights live in a diffusers ``WanTransformer3DModel`` (diffusers 0.42.1, module names of
 ``transformer_wan.py``); this class never calls its ``forward``. It exposes the pieces the
-tri-modal layer needs (ref §1.2, §1.5): patch embedding + RoPE, the time embedding, the text
-projection, per-block modulation / self-attention projections / cross-attention / FFN, and the
+tri-modal layer needs (docs/motus.md §1.2, §1.5): patch embedding + RoPE, the time embedding, the
+text projection, per-block modulation / self-attention projections / cross-attention / FFN, and the
 output head with unpatchify.
 
-Name map to the original Wan keys: ``motus-checkpoint-keys.md`` §2.1 (diffusers swaps
+Name map to the original Wan keys: docs/checkpoint-format.md §2.1 (diffusers swaps
 ``norm2``/``norm3``: here ``norm1`` = pre-self-attn, ``norm2`` = affine pre-cross-attn,
 ``norm3`` = pre-FFN).
 """
@@ -26,8 +26,8 @@ TextKV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer (k, v), each (B, L
 def sinusoidal_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     """Wan's 1-D timestep sinusoid ``[cos(t·ω_i), sin(t·ω_i)]``, ω_i = 10000^(−i/(dim/2)).
 
-    Computed in float64 like ``sinusoidal_embedding_1d`` of the original Wan code (ref §1.2;
-    float32 where the device has no float64, e.g. MPS).
+    Computed in float64 like ``sinusoidal_embedding_1d`` of the original Wan code
+    (docs/motus.md §1.2; float32 where the device has no float64, e.g. MPS).
 
     Args:
         t: (B,) timesteps in [0, 1000] (t = 1000·σ).
@@ -106,7 +106,9 @@ class WanVideoExpert(nn.Module):
         return temb.float(), proj.float().unflatten(1, (6, -1))
 
     def text_context(self, text_embeds: torch.Tensor) -> torch.Tensor:
-        """Zero-pad T5 output to ``text_len`` rows and apply the text projection (ref §1.2).
+        """Zero-pad T5 output to ``text_len`` rows and apply the text projection.
+
+        Source: docs/motus.md §1.2.
 
         Args:
             text_embeds: (B, L, text_dim) T5 last hidden states of the real tokens, L <= text_len.
@@ -189,7 +191,9 @@ class WanVideoExpert(nn.Module):
         context: torch.Tensor | None,
         kv: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """``attn2(norm2(x), text)``: video-to-text cross-attention, no gate (ref §1.5 step 7).
+        """``attn2(norm2(x), text)``: video-to-text cross-attention, no gate.
+
+        Source: docs/motus.md §1.5, step 7.
 
         Args:
             i: layer index.

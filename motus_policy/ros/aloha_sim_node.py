@@ -31,7 +31,6 @@ from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from motus_policy.robots.aloha_sim.commands import arm_joint_names
 from motus_policy.robots.aloha_sim.runner import AlohaSimNodeConfig, Pacer, SimRunner, StepResult
 from motus_policy.robots.aloha_sim.sim import CONTROL_PERIOD_NS, AlohaSim
 from motus_policy.ros.sim_messages import camera_msg, clock_msg, pose_array_msg, trajectory_arrays
@@ -62,7 +61,7 @@ class AlohaSimNode(Node):
         self.profile = p = load_profile(self.cfg.profile)
         self.runner = SimRunner(AlohaSim(self.cfg.sim_config(), p), p, self.cfg.publish_images)
         self.pacer = Pacer(CONTROL_PERIOD_NS, self.cfg.real_time_factor)
-        self._names = {a: arm_joint_names(p, a) for a in schema.ARM_NAMES}
+        self._names = {a.name: a.joint_state_names for a in p.arms}
         ex = p.extras
         pub = self.create_publisher
         self._pub_clock = pub(Clock, p.clock_topic, RELIABLE)

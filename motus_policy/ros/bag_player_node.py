@@ -1,9 +1,9 @@
 """bag_player_node: publishes a recorded bag's raw CDR messages at recorded timing.
 
 Lets the policy node run on recorded inputs (live replay). Messages are published undecoded with
-``Publisher.publish(bytes)`` (platform.md §1.5); timing, rate scaling and looping come from the
-ROS-free :class:`~motus_policy.evaluation.bag_player.BagPlayer`. Optionally publishes ``/clock``
-from the bag's timestamps (run the other nodes with ``use_sim_time:=true``).
+``Publisher.publish(bytes)`` (docs/platform.md §1.5); timing, rate scaling and looping come from
+the ROS-free :class:`~motus_policy.evaluation.bag_player.BagPlayer`. Optionally publishes
+``/clock`` from the bag's timestamps (run the other nodes with ``use_sim_time:=true``).
 
 Parameters (:class:`BagPlayerNodeConfig`): ``bag``, ``rate``, ``loop``, ``publish_clock``,
 ``clock_rate_hz``, ``wait_for_subscribers`` (start only once every topic has this many

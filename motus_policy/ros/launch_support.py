@@ -1,7 +1,7 @@
 """Build a ROS 2 LaunchDescription from a bring-up description (config/bringup/<name>.yaml).
 
 Used by every file in launch/. Needs the ROS `launch` / `launch_ros` packages, which exist in a
-ROS installation but not on PyPI (DESIGN.md §9); the pip-world equivalent is
+ROS installation but not on PyPI (docs/architecture.md §7); the pip-world equivalent is
 ``python -m motus_policy.bringup <name>``, which reads the same description.
 """
 

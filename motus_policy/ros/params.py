@@ -1,8 +1,16 @@
-"""ROS parameters as a projection of core dataclasses (house-style synthesis 4).
+"""ROS parameters as a projection of core dataclasses (docs/architecture.md §6).
 
 Each dataclass field becomes one parameter ``<prefix><field>`` with the field's default, and
 the description from ``field(metadata={"description": ...})``; the config is rebuilt from the
-parameters (validation stays in the dataclass's ``__post_init__``).
+parameters (validation stays in the dataclass's ``__post_init__``). The command-line options of
+the CLIs are the same fields' other projection (``motus_policy/cli/options.py``).
+
+Aliases: each name in a field's ``metadata["aliases"]`` (``n_execute`` for ``n_action_steps``)
+is declared as a parameter too (dynamically typed, unset unless given). A value given for the
+alias at start-up (``-p n_execute:=4``, a YAML file) becomes the field parameter's value, and a
+later set of the alias (``ros2 param set``) sets the field parameter in the same atomic change;
+the field parameter is the one read. An alias given as an empty string counts as not given
+(bring-up descriptions pass ``""`` for an alias argument left at its default).
 """
 
 from __future__ import annotations
@@ -23,6 +31,10 @@ def _fields(cls: type, exclude: Iterable[str]) -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(cls) if f.name not in skip]
 
 
+def _given(value: Any) -> bool:
+    return value is not None and value != ""
+
+
 def declare_dataclass(
     node: Node,
     cls: type,
@@ -32,15 +44,52 @@ def declare_dataclass(
 ) -> None:
     """Declare one parameter per field of dataclass ``cls`` (defaults and descriptions).
 
-    Fields named in ``read_only`` are declared read-only (settable only at start-up).
+    Fields named in ``read_only`` are declared read-only (settable only at start-up), and so are
+    their aliases. Aliases are declared and mapped as the module docstring says; with any alias,
+    a pre-set callback is added to ``node`` that copies an alias being set onto its field.
     """
     ro = set(read_only)
+    alias_of: dict[str, str] = {}
     for f in _fields(cls, exclude):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        desc = ParameterDescriptor(
-            description=str(f.metadata.get("description", "")), read_only=f.name in ro
-        )
-        node.declare_parameter(prefix + f.name, default, desc)
+        aliased = None
+        for alias in f.metadata.get("aliases", ()):
+            alias_of[prefix + alias] = prefix + f.name
+            p = node.declare_parameter(
+                prefix + alias,
+                None,
+                ParameterDescriptor(
+                    description=f"alias of {prefix + f.name} (same value; empty or unset: "
+                    "not given)",
+                    read_only=f.name in ro,
+                    dynamic_typing=True,
+                ),
+            )
+            if _given(p.value):
+                aliased = p.value
+        text = str(f.metadata.get("description", ""))
+        desc = ParameterDescriptor(description=text, read_only=f.name in ro)
+        if aliased is not None:  # the alias was given at start-up: it is the value
+            node.declare_parameter(prefix + f.name, aliased, desc, ignore_override=True)
+        else:
+            node.declare_parameter(prefix + f.name, default, desc)
+    if alias_of:
+        node.add_pre_set_parameters_callback(lambda params: map_aliases(params, alias_of))
+
+
+def map_aliases(params: Sequence[Parameter], alias_of: dict[str, str]) -> list[Parameter]:
+    """``params`` plus, for each alias being set to a value, its field with that value.
+
+    A field also in ``params`` keeps its own value; an alias set to "" or unset maps to nothing.
+    Used as the pre-set callback :func:`declare_dataclass` installs.
+    """
+    out = list(params)
+    names = {p.name for p in params}
+    for p in params:
+        target = alias_of.get(p.name)
+        if target is not None and target not in names and _given(p.value):
+            out.append(Parameter(target, value=p.value))
+    return out
 
 
 def dataclass_from_params(

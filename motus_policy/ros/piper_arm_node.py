@@ -12,7 +12,7 @@ in-process virtual bus inside this process (motus_policy/robots/piper/fake.py).
 Feedback is published only while the SDK's last feedback frame is younger than the profile's
 ``joint_state_staleness_s`` (CAN receive time, host wall clock).
 
-Threads: one SingleThreadedExecutor thread runs every callback (platform.md §1.4); the SDK's
+Threads: one SingleThreadedExecutor thread runs every callback (docs/platform.md §1.4); the SDK's
 own reader threads fill its feedback cache. ``~/enable`` waits on that thread for the drivers to
 report enabled (at most ``enable_timeout_s``), so feedback pauses for that long at worst.
 """
@@ -35,7 +35,7 @@ from motus_policy.robots.piper.driver import (
     connect_piper,
 )
 from motus_policy.robots.piper.fake import FakePiperArm, FakePiperConfig
-from motus_policy.robots.trajectory import TrajectoryInterpolator
+from motus_policy.robots.trajectory import TrajectoryFollower
 from motus_recorder.profile import load_profile
 from motus_recorder.ros.conversions import joint_state_to_msg, msg_to_positions, time_to_ns
 from motus_recorder.ros.spin import run_node
@@ -88,7 +88,7 @@ class PiperArmNode(Node):
             self.fake = FakePiperArm(fake_cfg).start()
         self.sdk = connect_piper(channel, interface)
         self.arm = PiperArm(self.config, self.sdk)
-        self.traj = TrajectoryInterpolator()
+        self.traj = TrajectoryFollower(self.names, label=arm.name)
 
         if self.leader:
             topic = driver.get("leader_topic") or f"/master/joint_{arm.name}"

@@ -27,8 +27,7 @@ from motus_recorder.ros.conversions import (
 def arm_slices(profile: RobotProfile) -> list[tuple[ArmProfile, list[str], slice]]:
     """Per arm: the profile, its 7 joint names (joints + gripper) and its 14-D slice."""
     return [
-        (arm, [*arm.joint_names, arm.gripper.joint_name], schema.ARM_SLICES[arm.name])
-        for arm in profile.arms
+        (arm, list(arm.joint_state_names), schema.ARM_SLICES[arm.name]) for arm in profile.arms
     ]
 
 
@@ -43,7 +42,8 @@ def trajectory_msgs(
     """(K,) stamps + (K, 14) points -> one JointTrajectory per arm.
 
     ``header.stamp`` is the time of the first point and ``time_from_start`` is relative to it
-    (joint_trajectory_controller semantics, anchors.md §2.6).
+    (joint_trajectory_controller semantics, ros2_controllers
+    ``joint_trajectory_controller/doc/trajectory.rst``).
     """
     out = []
     t0 = int(stamps_ns[0])

@@ -20,7 +20,7 @@ Topics: subscribes to the profile's camera topics, per-arm ``state_topic`` and `
 
 Threads:
 
-* executor thread (one SingleThreadedExecutor, platform.md §1.4): subscriptions (images, joint
+* executor thread (one SingleThreadedExecutor, docs/platform.md §1.4): subscriptions (images, joint
   states, instruction), services, parameter changes, lifecycle transitions, the status timer,
   and with ``control_loop:=timer`` (the default) the control tick — runtime tick, gate,
   command publish — as a timer at the control rate;
@@ -28,7 +28,7 @@ Threads:
   woken at absolute deadlines on the node clock
   (:class:`~motus_policy.runtime.control_loop.ControlLoop`), independent of slow executor
   callbacks.
-  Measured with ``benchmark_node`` on the 2-core dev box it was *not* better than the timer
+  Measured with ``benchmarks.node_timing`` on the 2-core dev box it was *not* better than the timer
   (p99 period error 1.2-1.6 vs 0.2-0.3 ms with a GIL-holding backend process, both SCHED_FIFO):
   waking a second Python thread costs a GIL hand-off with the executor thread;
 * ``motus_inference``: the runtime's worker thread, calling the backend (which, with

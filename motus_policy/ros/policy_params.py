@@ -1,7 +1,9 @@
 """Parameters of ``policy_node``: declaration, validation and run-time application.
 
 Every :class:`PolicyRuntimeConfig` field is a parameter of the same name (read-only unless in
-:data:`RUNTIME_SETTABLE`); the scripted fakes' knobs are ``scripted.*`` (``scripted.fault`` and
+:data:`RUNTIME_SETTABLE`), and its aliases too (``n_execute`` = ``n_action_steps``; see
+:mod:`motus_policy.ros.params`; ``strategy`` also takes ``prefix`` for ``rtc``); the scripted
+fakes' knobs are ``scripted.*`` (``scripted.fault`` and
 ``scripted.latency_s`` can change at run time, for tests and demos). Node-level parameters:
 ``profile``, ``backend`` (scripted | hold | motus), ``backend_process`` (``auto`` | true |
 false: run the backend in a child process, :class:`~motus_policy.backends.remote.RemoteBackend`;
@@ -122,11 +124,8 @@ def validate(
     try:
         base = runtime.config if runtime is not None else config_from_params()
         cfg = replace_from_changes(base, params)
-        if runtime is not None and cfg.n_execute > runtime.backend.chunk_size:
-            raise ValueError(
-                f"n_execute: expected <= chunk size {runtime.backend.chunk_size}, "
-                f"got {cfg.n_execute}"
-            )
+        if runtime is not None:
+            runtime.resolve_n_action_steps(cfg)  # raises beyond the chunk size
         for p in params:
             if p.name == SCRIPTED_PREFIX + "fault" and p.value not in FAULTS:
                 raise ValueError(

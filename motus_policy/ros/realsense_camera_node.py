@@ -10,9 +10,10 @@ Camera health goes to ``/diagnostics`` (diagnostic_msgs/DiagnosticArray) every
 ``fake_cameras:=true`` serves every camera from librealsense software devices with a moving test
 pattern (motus_policy/robots/realsense/fake.py), for tests and demos without hardware.
 Publishers are RELIABLE depth 5, which matches both reliable and best-effort subscribers; with the
-shipped Fast DDS SHM profile raw 640x480 images cross processes without drops (platform.md §1.4).
+shipped Fast DDS SHM profile raw 640x480 images cross processes without drops
+(docs/platform.md §1.4).
 
-Threads: one SingleThreadedExecutor thread polls every camera from a timer (platform.md §1.4).
+Threads: one SingleThreadedExecutor thread polls every camera from a timer (docs/platform.md §1.4).
 """
 
 from __future__ import annotations

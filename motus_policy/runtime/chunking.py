@@ -1,24 +1,27 @@
 """Chunk execution strategies: turn timestamped action chunks into a control-rate target.
 
 Action ``k`` of a chunk is due at ``t0 + (k + 1) * period`` (:mod:`motus_policy.types`). In
-``temporal_ensemble`` and ``prefix``, where the arm keeps moving during inference, actions
+``temporal_ensemble`` and ``rtc``, where the arm keeps moving during inference, actions
 whose time has passed when the chunk arrives are dropped, never executed late (as
-joint_trajectory_controller discards past waypoints, anchors.md §2.6). Each new plan starts from
-an anchor knot at the arrival time holding the current target, so the command is continuous;
-between knots the target is interpolated linearly (:mod:`motus_policy.runtime.interpolation`).
+joint_trajectory_controller discards past waypoints, ros2_controllers
+``joint_trajectory_controller/doc/trajectory.rst``). Each new plan starts from an anchor knot at
+the arrival time holding the current target, so the command is continuous; between knots the target
+is interpolated linearly (:mod:`motus_policy.robots.trajectory`).
 
 Strategies:
 
-* ``sync`` — execute the first ``n_execute`` actions, then re-plan; the arm holds the last target
-  while the next chunk is computed, and the chunk's first action is due one period after it
-  arrives (the official Motus / openpi ``ActionChunkBroker`` behaviour).
+* ``sync`` — execute the first ``n_action_steps`` actions, then re-plan; the arm holds the last
+  target while the next chunk is computed, and the chunk's first action is due one period after
+  it arrives (the official Motus / openpi ``ActionChunkBroker`` behaviour).
 * ``temporal_ensemble`` — re-plan every action period; the target at time t is the weighted mean
   of every chunk covering t with ``w_i = exp(-m i)``, ``w_0`` the *oldest* prediction (ACT,
-  Zhao et al. 2023, Algorithm 2; the weighting LeRobot fixed in PR #319, anchors.md §2.4).
-* ``prefix`` — real-time chunking (Black et al., arXiv 2506.07339): re-plan after ``n_execute``
-  actions *while the current plan keeps running*; the next chunk is denoised with its first d
-  actions inpainted to the actions already committed for those slots, d = ceil(latency / period)
-  from the measured observation-to-chunk latency (max over a window).
+  Zhao et al. 2023, Algorithm 2; the weighting LeRobot fixed in PR #319, lerobot
+  ``src/lerobot/policies/act/modeling_act.py``).
+* ``rtc`` — real-time chunking (Black et al., arXiv 2506.07339; ``prefix`` is accepted as an
+  alias): re-plan after ``n_action_steps`` actions *while the current plan keeps running*; the
+  next chunk is denoised with its first d actions inpainted to the actions already committed for
+  those slots, d = ceil(latency / period) from the measured observation-to-chunk latency (max
+  over a window).
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ from collections import deque
 
 import numpy as np
 
-from motus_policy.runtime.config import STRATEGIES
-from motus_policy.runtime.interpolation import PiecewiseLinear
+from motus_policy.robots.trajectory import PiecewiseLinear
+from motus_policy.runtime.config import STRATEGIES, STRATEGY_ALIASES
 from motus_policy.types import ActionChunk
 
 
@@ -41,10 +44,12 @@ class ChunkScheduler:
     ``wants_inference`` / ``target`` / ``reset`` / ``stats`` on the control thread. One lock.
 
     Args:
-        strategy: one of :data:`motus_policy.runtime.config.STRATEGIES`.
+        strategy: one of :data:`motus_policy.runtime.config.STRATEGIES` (or an alias of
+            :data:`~motus_policy.runtime.config.STRATEGY_ALIASES`, stored as its current name).
         period_ns: action period of the backend (1e9 / action_rate_hz).
-        chunk_size: actions per chunk A; ``n_execute`` must be <= A.
-        n_execute: actions executed before re-planning (sync, prefix).
+        chunk_size: actions per chunk A; ``n_action_steps`` must be <= A.
+        n_action_steps: actions executed before re-planning (sync, rtc), 1..A (the runtime
+            resolves its config's 0 before building the scheduler).
         ensemble_coeff: m of the temporal ensemble.
         latency_window: number of latencies d is computed from (the maximum of them).
         prefix_margin_steps: added to d.
@@ -55,23 +60,26 @@ class ChunkScheduler:
         strategy: str,
         period_ns: int,
         chunk_size: int,
-        n_execute: int = 8,
+        n_action_steps: int = 8,
         ensemble_coeff: float = 0.01,
         latency_window: int = 5,
         prefix_margin_steps: int = 0,
     ):
+        strategy = STRATEGY_ALIASES.get(strategy, strategy)
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy: expected one of {list(STRATEGIES)}, got {strategy!r}")
         if period_ns <= 0 or chunk_size < 1:
             raise ValueError(
                 f"period_ns and chunk_size must be > 0, got {period_ns}, {chunk_size}"
             )
-        if not 1 <= n_execute <= chunk_size:
-            raise ValueError(f"n_execute: expected 1..{chunk_size} (chunk size), got {n_execute}")
+        if not 1 <= n_action_steps <= chunk_size:
+            raise ValueError(
+                f"n_action_steps: expected 1..{chunk_size} (chunk size), got {n_action_steps}"
+            )
         self.strategy = strategy
         self.period_ns = int(period_ns)
         self.chunk_size = int(chunk_size)
-        self.n_execute = int(n_execute)
+        self.n_action_steps = int(n_action_steps)
         self.ensemble_coeff = float(ensemble_coeff)
         self.prefix_margin_steps = int(prefix_margin_steps)
         self._latencies: deque[int] = deque(maxlen=latency_window)
@@ -116,12 +124,12 @@ class ChunkScheduler:
         Returns:
             ``(ticket, prefix)``: pass ``ticket`` to :meth:`add_chunk`; ``prefix`` is float32
             (d, 14), the current plan sampled at the new chunk's first d slots
-            ``obs_stamp_ns + (k + 1) * period`` (``prefix`` strategy with a plan), else None.
+            ``obs_stamp_ns + (k + 1) * period`` (``rtc`` strategy with a plan), else None.
         """
         with self._lock:
             self._in_flight = True
             prefix = None
-            if self.strategy == "prefix" and self._plans:
+            if self.strategy == "rtc" and self._plans:
                 d = self.prefix_steps()
                 self.last_d = d
                 if d > 0:
@@ -161,9 +169,11 @@ class ChunkScheduler:
                 # The arm held the last target while this chunk was computed, so the observation
                 # still describes it: the chunk starts at its arrival, as openpi's
                 # ActionChunkBroker executes it. Dropping "late" actions here would stop the arm
-                # for good once the latency exceeds n_execute periods (every action dropped).
-                actions = actions[: self.n_execute]
-                stamps = now_ns + self.period_ns * np.arange(1, self.n_execute + 1, dtype=np.int64)
+                # for good once the latency exceeds n_action_steps periods (every action dropped).
+                actions = actions[: self.n_action_steps]
+                stamps = now_ns + self.period_ns * np.arange(
+                    1, self.n_action_steps + 1, dtype=np.int64
+                )
             keep = stamps > now_ns
             dropped = int(np.count_nonzero(~keep))
             self.dropped_actions += dropped
@@ -187,7 +197,7 @@ class ChunkScheduler:
             elif self.strategy == "sync":
                 self._replan_at_ns = int(stamps[-1])
             else:
-                self._replan_at_ns = int(chunk.stamps_ns[self.n_execute - 1])
+                self._replan_at_ns = int(chunk.stamps_ns[self.n_action_steps - 1])
             return dropped
 
     # -- control side --------------------------------------------------------------------------
@@ -227,12 +237,13 @@ class ChunkScheduler:
             return self._plans[-1].stamps_ns.copy() if self._plans else np.zeros(0, np.int64)
 
     def stats(self, now_ns: int) -> dict:
-        """d, latency figures (ms), chunk age (s), dropped actions, plans held."""
+        """Strategy, actions per chunk, d, latency figures (ms), chunk age (s), dropped actions."""
         with self._lock:
             lat = np.asarray(self._latencies, dtype=np.float64) / 1e6
             return {
                 "strategy": self.strategy,
-                "d": self.last_d if self.strategy == "prefix" else None,
+                "n_action_steps": self.n_action_steps,
+                "d": self.last_d if self.strategy == "rtc" else None,
                 "latency_ms_last": float(lat[-1]) if lat.size else None,
                 "latency_ms_max": float(lat.max()) if lat.size else None,
                 "latency_ms_median": float(np.median(lat)) if lat.size else None,

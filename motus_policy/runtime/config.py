@@ -7,11 +7,17 @@ from dataclasses import dataclass, field, fields
 
 from motus_policy.backends.base import MODES
 
-STRATEGIES = ("sync", "temporal_ensemble", "prefix")
+STRATEGIES = ("sync", "temporal_ensemble", "rtc")
+"""Chunk execution strategies (:mod:`motus_policy.runtime.chunking`): ``sync`` (the official
+Motus behaviour), ``temporal_ensemble`` (ACT) and ``rtc`` (real-time chunking). The one home of
+this list: the scheduler, the CLIs and the benchmarks import it."""
+STRATEGY_ALIASES = {"prefix": "rtc"}
+"""Older strategy names, accepted everywhere a strategy is given (ROS parameters, YAML, CLIs) and
+mapped to the current name: ``prefix`` is ``rtc``."""
 STATE_SOURCES = ("auto", "command", "measured")
 """The model's state input must match what the training data's qpos held (recorder
 ``qpos_source``): ``command`` = the last command this node published (the recorder default,
-reference §4.1 ``joint_action``; before the first command, the measured pose), ``measured`` =
+docs/motus.md §4.1 ``joint_action``; before the first command, the measured pose), ``measured`` =
 the joint states, ``auto`` = what the checkpoint says its training qpos held (the backend's
 ``qpos_source``; ``command`` when the checkpoint does not say, e.g. official ones). On a gripper
 holding an object the two differ by the object's width (about 0.6 of the normalised range on
@@ -26,19 +32,36 @@ class PolicyRuntimeConfig:
     """How the runtime turns chunks into commands. Validated on construction.
 
     Defaults: ``sync`` with ``joint`` mode and 10 steps is the official Motus deployment
-    behaviour (reference §2.2: N = 10 in every shipped config); ``prefix`` (real-time chunking) is
+    behaviour (docs/motus.md §2.2: N = 10 in every shipped config); ``rtc`` (real-time chunking) is
     the recommended strategy for smooth motion when the backend supports inpainting.
+
+    Each field's ``metadata["description"]`` is its help text (ROS parameter descriptions, CLI
+    ``--help``); ``metadata["aliases"]`` lists older names accepted for it: ``n_execute`` is
+    ``n_action_steps`` (LeRobot's name for actions executed per chunk). ``strategy`` accepts the
+    values of :data:`STRATEGY_ALIASES` (``prefix`` = ``rtc``) and stores the current name. No
+    deprecation warning is given for either: they are plain aliases.
+
+    Raises:
+        ValueError: a field is out of range or not one of its allowed values (the message names
+            the field).
     """
 
     strategy: str = field(
         default="sync",
-        metadata={"description": f"chunk execution strategy, one of {list(STRATEGIES)}"},
+        metadata={
+            "description": f"chunk execution strategy, one of {list(STRATEGIES)} "
+            "(rtc = real-time chunking; 'prefix' is accepted for rtc)",
+            "choices": STRATEGIES,
+            "value_aliases": STRATEGY_ALIASES,
+        },
     )
-    n_execute: int = field(
+    n_action_steps: int = field(
         default=8,
         metadata={
-            "description": "actions of a chunk executed before re-planning (sync, prefix); "
-            "<= the backend's chunk size"
+            "description": "actions of a chunk executed before re-planning (sync, rtc), "
+            "<= the backend's chunk size; 0 = the checkpoint's recommended number (the whole "
+            "chunk when it records none). Alias: n_execute",
+            "aliases": ("n_execute",),
         },
     )
     ensemble_coeff: float = field(
@@ -47,7 +70,14 @@ class PolicyRuntimeConfig:
             "description": "temporal ensemble m in w_i = exp(-m i), w_0 the oldest (ACT Alg. 2)"
         },
     )
-    mode: str = field(default="joint", metadata={"description": f"inference mode {list(MODES)}"})
+    mode: str = field(
+        default="joint",
+        metadata={
+            "description": "inference mode: joint | vla | idm predict actions; wm | vgm "
+            "predict video only (the arm holds)",
+            "choices": MODES,
+        },
+    )
     num_steps: int = field(default=10, metadata={"description": "denoising steps per chunk"})
     instruction: str = field(default="", metadata={"description": "task instruction"})
     ramp_in_s: float = field(
@@ -77,7 +107,8 @@ class PolicyRuntimeConfig:
         metadata={
             "description": "state given to the model: 'command' = the last published command "
             "(what the recorder's default qpos holds), 'measured' = the joint states, 'auto' = "
-            "what the checkpoint's training data held (command when it does not say)"
+            "what the checkpoint's training data held (command when it does not say)",
+            "choices": STATE_SOURCES,
         },
     )
     watchdog_inference_s: float = field(
@@ -90,17 +121,24 @@ class PolicyRuntimeConfig:
     )
     latency_window: int = field(
         default=5,
-        metadata={"description": "prefix d = ceil(max of the last N latencies / action period)"},
+        metadata={
+            "description": "rtc: committed steps d = ceil(max of the last N latencies / action "
+            "period)"
+        },
     )
     prefix_margin_steps: int = field(
-        default=0, metadata={"description": "extra committed steps added to the measured d"}
+        default=0,
+        metadata={"description": "rtc: extra committed steps added to the measured d"},
     )
     control_rate_hz: float = field(
         default=0.0, metadata={"description": "command rate [Hz]; 0 = the profile's"}
     )
     output_interface: str = field(
         default="profile",
-        metadata={"description": f"command output, one of {list(OUTPUT_INTERFACES)}"},
+        metadata={
+            "description": f"command output, one of {list(OUTPUT_INTERFACES)}",
+            "choices": OUTPUT_INTERFACES,
+        },
     )
     publish_imagined_frames: bool = field(
         default=True, metadata={"description": "publish predicted frames in joint/wm/vgm modes"}
@@ -110,16 +148,21 @@ class PolicyRuntimeConfig:
         def bad(name: str, expected: str) -> ValueError:
             return ValueError(f"{name}: expected {expected}, got {getattr(self, name)!r}")
 
+        if self.strategy in STRATEGY_ALIASES:
+            object.__setattr__(self, "strategy", STRATEGY_ALIASES[self.strategy])
         if self.strategy not in STRATEGIES:
             raise bad("strategy", f"one of {list(STRATEGIES)}")
         if self.mode not in MODES:
             raise bad("mode", f"one of {list(MODES)}")
         if self.output_interface not in OUTPUT_INTERFACES:
             raise bad("output_interface", f"one of {list(OUTPUT_INTERFACES)}")
-        for name in ("n_execute", "num_steps", "latency_window"):
+        for name in ("num_steps", "latency_window"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise bad(name, "an integer >= 1")
+        n = self.n_action_steps
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise bad("n_action_steps", "an integer >= 0 (0 = the checkpoint's)")
         if not isinstance(self.prefix_margin_steps, int) or self.prefix_margin_steps < 0:
             raise bad("prefix_margin_steps", "an integer >= 0")
         for name, lo_ok in (

@@ -8,7 +8,8 @@ skipped (counted in :attr:`ControlLoop.skipped`), never executed in a burst.
 The policy node can run its control tick on this loop instead of an executor timer
 (``control_loop:=thread``): then the tick never queues behind executor callbacks, but it must
 take the GIL from the executor thread at every wake-up; on the 2-core dev box that hand-off made
-it no better than the timer (README, ``benchmark_node``), so the timer is the node's default.
+it no better than the timer (README, ``benchmarks.node_timing``), so the timer is the node's
+default.
 
 :class:`TimingStats` collects what issue #5 asks to print: command period error (median / p99
 of |interval - period|), missed periods (intervals > 1.5 periods) and the observation ->

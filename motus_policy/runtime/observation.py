@@ -3,7 +3,7 @@
 The policy node and the bag-replay evaluator feed the same :class:`ObservationAssembler` with
 plain numpy arrays and int-nanosecond stamps; :meth:`ObservationAssembler.assemble` returns a
 :class:`motus_policy.types.Observation` or raises :class:`ObservationUnavailable` naming the stream
-and why (DESIGN.md §5: "a stale or missing stream holds the arm and says why").
+and why (docs/architecture.md §3: "a stale or missing stream holds the arm and says why").
 
 Nothing model-specific happens here: images stay per camera at the profile's size (the T-layout
 composite and resize to the model's input are the model pipeline's job).
@@ -89,7 +89,7 @@ class ObservationConfig:
             )
             for c in profile.cameras
         )
-        arms = tuple((a.name, (*a.joint_names, a.gripper.joint_name)) for a in profile.arms)
+        arms = tuple((a.name, a.joint_state_names) for a in profile.arms)
         return cls(cams, arms, profile.joint_state_staleness_s)
 
 

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 RUNTIME_SETTABLE = (
     "strategy",
-    "n_execute",
+    "n_action_steps",
     "ensemble_coeff",
     "mode",
     "num_steps",
@@ -54,8 +54,8 @@ RUNTIME_SETTABLE = (
 GIL_SWITCH_INTERVAL_S = 0.0005
 """``sys.setswitchinterval`` the policy node and the benchmark use (CPython default 5 ms): with
 an inference thread holding the GIL in Python code, the control thread otherwise waits up to
-5 ms per tick. Measured with ``benchmark_runtime --gil-busy`` on the 2-core dev box: command
-period error median 2.3 -> 0.56 ms, tick cost p99 7.5 -> 0.25 ms."""
+5 ms per tick. Measured with ``python -m benchmarks.runtime --gil-busy`` on the 2-core dev box:
+command period error median 2.3 -> 0.56 ms, tick cost p99 7.5 -> 0.25 ms."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,16 +133,36 @@ class PolicyRuntime:
         self.clamped_steps = 0
         self.last_tick: TickResult | None = None
 
+    def resolve_n_action_steps(self, config: PolicyRuntimeConfig | None = None) -> int:
+        """Actions executed per chunk for ``config`` (default: the current one), 0 resolved.
+
+        ``n_action_steps`` 0 means the backend's ``recommended_n_action_steps`` (what the
+        checkpoint recommends; the embedded one: 16, its whole chunk), or the whole chunk A when
+        the backend does not recommend one (official checkpoints, ``tiny-random``, fakes
+        without a value).
+
+        Raises:
+            ValueError: the value (given or recommended) exceeds the backend's chunk size.
+        """
+        c = config or self.config
+        a = self.backend.chunk_size
+        n = c.n_action_steps
+        if n == 0:
+            n = getattr(self.backend, "recommended_n_action_steps", None) or a
+            if n > a:
+                raise ValueError(
+                    f"n_action_steps: the checkpoint recommends {n}, more than its chunk size {a}"
+                )
+        elif n > a:
+            raise ValueError(f"n_action_steps: expected <= chunk size {a}, got {n}")
+        return int(n)
+
     def _make_scheduler(self, c: PolicyRuntimeConfig) -> ChunkScheduler:
-        if c.n_execute > self.backend.chunk_size:
-            raise ValueError(
-                f"n_execute: expected <= chunk size {self.backend.chunk_size}, got {c.n_execute}"
-            )
         return ChunkScheduler(
             c.strategy,
             self.period_ns,
             self.backend.chunk_size,
-            c.n_execute,
+            self.resolve_n_action_steps(c),
             c.ensemble_coeff,
             c.latency_window,
             c.prefix_margin_steps,
@@ -195,6 +215,11 @@ class PolicyRuntime:
             "model state: %s (state_source=%s, checkpoint qpos_source=%s)",
             self.state_source, self.config.state_source, trained,
         )  # fmt: skip
+        log.info(
+            "actions per chunk: %d (n_action_steps=%d, checkpoint recommends %s, chunk size %d)",
+            self.resolve_n_action_steps(), self.config.n_action_steps,
+            getattr(self.backend, "recommended_n_action_steps", None), self.backend.chunk_size,
+        )  # fmt: skip
 
     @property
     def state_source(self) -> str:
@@ -213,7 +238,14 @@ class PolicyRuntime:
         Without a valid joint state yet, the gate arms at the first tick that has one (until
         then every tick holds, publishing nothing, and names the missing stream).
         ``start_worker=False`` leaves the thread off (tests call ``worker.run_once`` themselves).
+        ``n_action_steps`` 0 is resolved here again (:meth:`resolve_n_action_steps`): a backend
+        may learn its checkpoint's recommendation only when it loads.
+
+        Raises:
+            ValueError: the checkpoint recommends more actions than its chunk holds.
         """
+        if self.resolve_n_action_steps() != self.scheduler.n_action_steps:
+            self.scheduler = self._make_scheduler(self.config)
         self.scheduler.reset()
         self.backend.reset()  # the worker is idle while inactive
         self._active_since_ns = now_ns
@@ -247,7 +279,7 @@ class PolicyRuntime:
         """Apply a new config; only :data:`RUNTIME_SETTABLE` fields may differ.
 
         Raises:
-            ValueError: a non-settable field changed, or n_execute exceeds the chunk size.
+            ValueError: a non-settable field changed, or n_action_steps exceeds the chunk size.
         """
         fixed = [
             f
@@ -257,7 +289,7 @@ class PolicyRuntime:
         if fixed:
             raise ValueError(f"{fixed} cannot change while configured; re-configure the node")
         old = self.config
-        sched_fields = ("strategy", "n_execute", "ensemble_coeff", "latency_window")
+        sched_fields = ("strategy", "n_action_steps", "ensemble_coeff", "latency_window")
         new_sched = any(getattr(old, f) != getattr(config, f) for f in sched_fields)
         scheduler = self._make_scheduler(config) if new_sched else None
         self.config = config

@@ -10,11 +10,11 @@ Policy (clamp vs reject):
   hair, e.g. a gripper commanded 1.003 when fully open is 1.0; default 2 % of the range). Grippers
   get a wider band, ``gripper_limit_tolerance`` (default 25 % of the range): a gripper is driven
   against its own end stops by design, and the tiny sim policy's open-gripper targets of 1.04-1.1
-  otherwise froze the whole robot in 16-63 % of the control ticks (closed_loop_check, prefix);
+  otherwise froze the whole robot in 16-63 % of the control ticks (benchmarks.closed_loop, prefix);
 * a step larger than ``velocity_max * velocity_scale * dt`` is **clamped** per joint (the
   command moves toward the target at the limit speed; the clamped joints are reported);
 * on activation, after any hold and after an e-stop reset the command is **ramped in**: blended
-  from the pose at that moment to the target over ``ramp_in_s`` (anchors.md §3 "unsafe starts");
+  from the pose at that moment to the target over ``ramp_in_s``;
 * an e-stop **latches**: hold until :meth:`SafetyGate.reset_estop`.
 
 A hold republishes the last safe command (or nothing if none was ever sent): the offending command

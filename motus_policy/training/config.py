@@ -1,6 +1,6 @@
 """``TrainConfig``: every setting of a stage-3 fine-tuning run (one validated dataclass).
 
-Defaults follow the official stage-3 configs (reference §2.1): AdamW β = (0.9, 0.95), lr 5e-5,
+Defaults follow the official stage-3 configs (docs/motus.md §2.1): AdamW β = (0.9, 0.95), lr 5e-5,
 weight decay 0.01, grad-clip 0.5, per-GPU batch 8, linear warm-up over 200 steps to 0.99× then
 linear decay to 0.4× over ``cycle_length`` (1 M steps for the real-robot configs).
 """
@@ -8,7 +8,7 @@ linear decay to 0.4× over ``cycle_length`` (1 M steps for the real-robot config
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 TEXT_SOURCES = ("auto", "dataset", "encoder")
@@ -21,103 +21,238 @@ DEVICES = ("auto", "cpu", "cuda")
 class TrainConfig:
     """Settings of :class:`~motus_policy.training.trainer.Trainer`.
 
-    Attributes:
-        preset: ``MotusConfig`` preset for a fresh or official start ("tiny", "aloha_agilex_2",
-            "ac_one", "robotwin"); ignored when starting from our own folder or resuming.
-        data_roots: dataset roots in the Motus real-robot layout (reference §4.2).
-        out_dir: run folder (checkpoints/, tensorboard/, val/, train_log.jsonl, final/).
-        init: None (fresh weights), an official DeepSpeed checkpoint (``.pt`` file or a folder
-            holding ``mp_rank_00_model_states.pt``) or a folder written by ``save_pretrained``.
-        encoders: a ``save_pretrained`` folder whose VAE / T5 / VLM are used when the network
-            does not come with them (official or fresh start of a non-tiny preset).
-        init_transition: official-checkpoint rule (reference §5.1): "reset_action_io" drops every
-            key containing ``action_expert.input_encoder`` / ``action_expert.decoder`` (stage
-            2 -> 3), "keep_all" loads everything, "auto" resets only when those keys do not fit.
-        resume: a checkpoint folder (``checkpoints/step_*``) or a run folder (its latest).
-        max_steps: optimiser steps to reach (a resumed run continues up to this step).
-        batch_size: samples per process and step.
-        lr: peak learning rate (the schedule multiplies it).
-        betas: AdamW betas.
-        weight_decay: AdamW decoupled weight decay.
-        grad_clip: max global L2 norm of the gradients (0 disables).
-        warmup_steps: linear warm-up length.
-        cycle_length: step at which the decay reaches ``f_min`` (held afterwards).
-        f_start, f_max, f_min: schedule factors at step 0, end of warm-up, end of the cycle.
-        seed: seeds model init, data sampling and noise (rank r uses its own noise stream).
-        samples_per_episode: items per episode and epoch (one random condition index each).
-        max_episodes: use only the first N complete episodes in dataset order (roots as given,
-            indices ascending; validation ones included), e.g. for a success-vs-demonstrations
-            curve; 0 uses all.
-        val_episodes: episodes held out for validation (the last ones in dataset order).
-        val_samples: held-out items evaluated at each validation.
-        val_every: steps between validations (0 disables).
-        save_every: steps between resumable checkpoints (0: only at the end).
-        keep_last: resumable checkpoints kept on disk (older ones are deleted).
-        log_every: steps between TensorBoard / progress-bar updates.
-        num_workers: DataLoader worker processes (video decoding).
-        feature_cache: folder for the per-sample VAE-latent / VLM-feature cache ("" disables;
-            None: ``<out_dir>/feature_cache``).
-        preload: decode every episode once and keep its frames (resized to H x W) in RAM
-            instead of decoding video per item (same items, bit for bit).
-        precompute_features: before training, encode VAE latents and VLM features of every
-            (episode, condition index) the sampler can draw and keep them in RAM (implies
-            ``preload``); every step is then a cache hit.
-        vae_batch: clips per VAE call in the precompute pass (1 reproduces the on-the-fly
-            latents bit for bit; larger is faster on CPU and rounds differently, ~1e-6).
-        text_source: "dataset" = the episode's UMT5 ``.pt``; "encoder" = the policy's T5
-            (cached per instruction); "auto" = the episode's ``.pt`` where present and the
-            policy's T5 for the others when the config's text_dim is 4096, else the T5.
-        vlm_image: image given to the VLM: "model" (padded H x W frame, our deployment default)
-            or "composite" (raw-resolution composite, official ac_one/aloha training, ref §9.6).
-        stats_key: stat.json entry for min-max normalisation; "auto" keeps the init folder's
-            stats, else the config's ``normalization_key``, else the only entry of the
-            dataset's stat.json; "none" trains on raw values.
-        device: "auto" (cuda when available), "cpu" or "cuda".
-        vla_steps: Euler steps of the validation ``vla`` prediction.
-        plot: write a PNG of predicted vs true actions at each validation.
-        action_loss_weight: overrides the network config's weight of the action MSE in the
-            loss (None keeps it; the reference's is 1.0, §2.1). Saved with the checkpoint.
+    Each field's ``metadata["description"]`` is its help text (the training CLI's ``--help`` is
+    generated from it, :mod:`motus_policy.cli.options`); ``metadata["choices"]`` lists the
+    allowed values where there is a fixed set.
+
+    Raises:
+        ValueError: a field is out of range, not one of its allowed values, or inconsistent with
+            another (the message names the field).
     """
 
-    preset: str = "tiny"
-    data_roots: tuple[str, ...] = ()
-    out_dir: str = "runs/motus"
-    init: str | None = None
-    encoders: str | None = None
-    init_transition: str = "auto"
-    resume: str | None = None
-    max_steps: int = 2000
-    batch_size: int = 8
-    lr: float = 5e-5
-    betas: tuple[float, float] = (0.9, 0.95)
-    weight_decay: float = 0.01
-    grad_clip: float = 0.5
-    warmup_steps: int = 200
-    cycle_length: int = 1_000_000
-    f_start: float = 1e-6
-    f_max: float = 0.99
-    f_min: float = 0.4
-    seed: int = 0
-    samples_per_episode: int = 100
-    max_episodes: int = 0
-    val_episodes: int = 1
-    val_samples: int = 8
-    val_every: int = 500
-    save_every: int = 500
-    keep_last: int = 3
-    log_every: int = 10
-    num_workers: int = 0
-    feature_cache: str | None = None
-    preload: bool = False
-    precompute_features: bool = False
-    vae_batch: int = 4
-    text_source: str = "auto"
-    vlm_image: str = "model"
-    stats_key: str = "auto"
-    device: str = "auto"
-    vla_steps: int = 10
-    plot: bool = True
-    action_loss_weight: float | None = None
+    preset: str = field(
+        default="tiny",
+        metadata={
+            "description": "MotusConfig preset for a fresh or official start (tiny, "
+            "aloha_agilex_2, ac_one, robotwin, ...); ignored when starting from our own folder "
+            "or resuming"
+        },
+    )
+    data_roots: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "description": "dataset root(s) in the Motus real-robot layout (docs/motus.md §4.2)"
+        },
+    )
+    out_dir: str = field(
+        default="runs/motus",
+        metadata={
+            "description": "run folder (checkpoints/, tensorboard/, val/, train_log.jsonl, final/)"
+        },
+    )
+    init: str | None = field(
+        default=None,
+        metadata={
+            "description": "starting weights: an official DeepSpeed checkpoint "
+            "(mp_rank_00_model_states.pt or its folder) or a save_pretrained folder; "
+            "None = fresh weights"
+        },
+    )
+    encoders: str | None = field(
+        default=None,
+        metadata={
+            "description": "save_pretrained folder providing VAE / T5 / VLM when the network "
+            "does not come with them: required for non-tiny presets; for tiny presets e.g. the "
+            "encoders folder of `python -m motus_policy.cli.train_vae` (None: random tiny "
+            "encoders built in code)"
+        },
+    )
+    init_transition: str = field(
+        default="auto",
+        metadata={
+            "description": "official-checkpoint rule (docs/motus.md §5.1): reset_action_io drops "
+            "every action_expert.input_encoder / action_expert.decoder key (stage 2 -> 3), "
+            "keep_all loads everything, auto resets only when those keys do not fit",
+            "choices": INIT_TRANSITIONS,
+        },
+    )
+    resume: str | None = field(
+        default=None,
+        metadata={
+            "description": "checkpoint folder (checkpoints/step_*) or run folder (its latest) "
+            "to resume"
+        },
+    )
+    max_steps: int = field(
+        default=2000,
+        metadata={"description": "optimiser steps to reach (a resumed run continues up to it)"},
+    )
+    batch_size: int = field(default=8, metadata={"description": "samples per process and step"})
+    lr: float = field(
+        default=5e-5,
+        metadata={"description": "peak learning rate (the schedule multiplies it)"},
+    )
+    betas: tuple[float, float] = field(
+        default=(0.9, 0.95), metadata={"description": "AdamW betas (beta1 beta2)"}
+    )
+    weight_decay: float = field(
+        default=0.01, metadata={"description": "AdamW decoupled weight decay"}
+    )
+    grad_clip: float = field(
+        default=0.5,
+        metadata={"description": "max global L2 norm of the gradients (0 disables)"},
+    )
+    warmup_steps: int = field(
+        default=200, metadata={"description": "linear warm-up length [steps]"}
+    )
+    cycle_length: int = field(
+        default=1_000_000,
+        metadata={
+            "description": "step at which the linear decay reaches lr x f_min, held afterwards "
+            "(the real-robot configs' value)"
+        },
+    )
+    f_start: float = field(
+        default=1e-6, metadata={"description": "learning-rate factor at step 0"}
+    )
+    f_max: float = field(
+        default=0.99, metadata={"description": "learning-rate factor at the end of warm-up"}
+    )
+    f_min: float = field(
+        default=0.4,
+        metadata={
+            "description": "learning-rate factor at the end of the cycle (upstream's); e.g. "
+            "cycle_length 8000 with f_min 0.02 anneals a short fine-tune"
+        },
+    )
+    seed: int = field(
+        default=0,
+        metadata={
+            "description": "seeds model init, data sampling and noise (rank r uses its own "
+            "noise stream)"
+        },
+    )
+    samples_per_episode: int = field(
+        default=100,
+        metadata={"description": "items per episode and epoch (one random condition index each)"},
+    )
+    max_episodes: int = field(
+        default=0,
+        metadata={
+            "description": "train on the first N complete episodes only (roots in the order "
+            "given, indices ascending; the validation episodes are the last of these), e.g. for "
+            "a success-vs-demonstrations curve; 0 = all"
+        },
+    )
+    val_episodes: int = field(
+        default=1,
+        metadata={"description": "episodes held out for validation (the last in dataset order)"},
+    )
+    val_samples: int = field(
+        default=8, metadata={"description": "held-out items evaluated at each validation"}
+    )
+    val_every: int = field(
+        default=500, metadata={"description": "steps between validations (0 disables)"}
+    )
+    save_every: int = field(
+        default=500,
+        metadata={"description": "steps between resumable checkpoints (0: only at the end)"},
+    )
+    keep_last: int = field(
+        default=3,
+        metadata={"description": "resumable checkpoints kept on disk (older ones are deleted)"},
+    )
+    log_every: int = field(
+        default=10, metadata={"description": "steps between TensorBoard / progress updates"}
+    )
+    num_workers: int = field(
+        default=0, metadata={"description": "DataLoader worker processes decoding video"}
+    )
+    feature_cache: str | None = field(
+        default=None,
+        metadata={
+            "description": "folder of the per-sample VAE-latent / VLM-feature cache ('' "
+            "disables; None: <out_dir>/feature_cache)"
+        },
+    )
+    preload: bool = field(
+        default=False,
+        metadata={
+            "description": "decode every episode once and keep its frames (resized to H x W) "
+            "in RAM instead of decoding video per item (same items, bit for bit)"
+        },
+    )
+    precompute_features: bool = field(
+        default=False,
+        metadata={
+            "description": "before training, encode VAE latents / VLM features of every "
+            "(episode, condition index) the sampler can draw and keep them in RAM, so every "
+            "step is a cache hit (implies preload; the fast path for CPU training of the tiny "
+            "preset)"
+        },
+    )
+    vae_batch: int = field(
+        default=4,
+        metadata={
+            "description": "clips per VAE call in the precompute pass (1 reproduces the "
+            "on-the-fly latents bit for bit; larger is faster on CPU and rounds differently, "
+            "~1e-6)"
+        },
+    )
+    text_source: str = field(
+        default="auto",
+        metadata={
+            "description": "T5 context: dataset = the episode's UMT5 .pt; encoder = the "
+            "policy's T5 (cached per instruction); auto = the episode's .pt where present and "
+            "the T5 for the others when text_dim is 4096, else the T5",
+            "choices": TEXT_SOURCES,
+        },
+    )
+    vlm_image: str = field(
+        default="model",
+        metadata={
+            "description": "image given to the VLM: model = the padded H x W frame (our "
+            "deployment default) or composite = the raw-resolution composite (official "
+            "ac_one / aloha training, docs/motus.md §9.6)",
+            "choices": VLM_IMAGES,
+        },
+    )
+    stats_key: str = field(
+        default="auto",
+        metadata={
+            "description": "stat.json entry for min-max normalisation; auto keeps the init "
+            "folder's stats, else the config's normalization_key, else the only entry of the "
+            "dataset's stat.json; none trains on raw values"
+        },
+    )
+    device: str = field(
+        default="auto",
+        metadata={"description": "auto (cuda when available), cpu or cuda", "choices": DEVICES},
+    )
+    vla_steps: int = field(
+        default=10,
+        metadata={"description": "Euler steps of the validation vla prediction"},
+    )
+    plot: bool = field(
+        default=True,
+        metadata={"description": "write a PNG of predicted vs true actions at each validation"},
+    )
+    action_loss_weight: float | None = field(
+        default=None,
+        metadata={
+            "description": "weight of the action MSE against the video MSE in the loss, saved "
+            "with the checkpoint (None keeps the init checkpoint's / preset's; the reference's "
+            "is 1.0, docs/motus.md §2.1)"
+        },
+    )
+    recommended_n_action_steps: int | None = field(
+        default=None,
+        metadata={
+            "description": "actions per chunk the checkpoint recommends executing before "
+            "re-planning, saved in its config.json (the runtime's n_action_steps 0 uses it); "
+            "None: the resumed checkpoint's, else the whole chunk A"
+        },
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_roots", tuple(str(r) for r in self.data_roots))
@@ -162,6 +297,9 @@ class TrainConfig:
                 raise ValueError(f"{name}: expected > 0, got {getattr(self, name)}")
         if self.action_loss_weight is not None and not self.action_loss_weight > 0:
             raise ValueError(f"action_loss_weight: expected > 0, got {self.action_loss_weight}")
+        n = self.recommended_n_action_steps
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise ValueError(f"recommended_n_action_steps: expected an int >= 1, got {n!r}")
         if self.vla_steps <= 0:
             raise ValueError(f"vla_steps: expected > 0, got {self.vla_steps}")
         for name, allowed in (

@@ -1,4 +1,4 @@
-"""PyTorch ``Dataset`` over Motus-format folders with the official sampling (reference §3.2).
+"""PyTorch ``Dataset`` over Motus-format folders with the official sampling (docs/motus.md §3.2).
 
 For an episode of T frames and parameters A (action chunk), g (global downsample rate),
 r (video/action frequency ratio), F (video frames), H x W (model image size):
@@ -7,11 +7,12 @@ r (video/action frequency ratio), F (video frames), H x W (model image size):
 * action indices c + g*k, k = 1..A, clamped to T - 1 (the *next* A targets);
 * video indices: the action indices at positions r, 2r, .., F*r, i.e. c + g*r*j, j = 1..F;
 * state = qpos[c]; actions and state min-max normalised to [0, 1] with the given stats
-  (``(x - min) / (max - min)``, a zero range replaced by 1; reference §4.2);
-* images: the T-layout composite resized with the pad-to-fit rule (reference §3.4), float in
-  [0, 1], CHW; the UMT5 embedding zero-padded to ``text_len`` rows (reference §4.5).
+  (``(x - min) / (max - min)``, a zero range replaced by 1; docs/motus.md §4.2), by the same
+  :class:`~motus_policy.model.normalization.NormalizationStats` the policy uses at inference;
+* images: the T-layout composite resized with the pad-to-fit rule (docs/motus.md §3.4), float in
+  [0, 1], CHW; the UMT5 embedding zero-padded to ``text_len`` rows (docs/motus.md §4.5).
 
-:func:`collate` builds the batch of reference §4.5 (``first_frame`` [B,3,H,W], ``video_frames``
+:func:`collate` builds the batch of docs/motus.md §4.5 (``first_frame`` [B,3,H,W], ``video_frames``
 [B,F,3,H,W], ``action_sequence`` [B,A,14], ``initial_state`` [B,14], ``language_embedding``
 [B,text_len,4096], ``vlm_inputs`` right-padded with 0 when a ``vlm_fn`` is given).
 """
@@ -27,13 +28,13 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from motus_policy.model.policy import safe_range
+from motus_policy.model.normalization import NormalizationStats
 from motus_recorder.composite import resize_pad
 from motus_recorder.dataset import Episode, complete_episodes
 
 
 def sample_indices(n_frames: int, c: int, a: int, g: int, r: int, f: int) -> tuple[list, list]:
-    """Action and video indices for condition index ``c`` (reference §3.2), clamped to T-1."""
+    """Action and video indices for condition index ``c`` (docs/motus.md §3.2), clamped to T-1."""
     last = n_frames - 1
     actions = [min(c + g * k, last) for k in range(1, a + 1)]
     video = [actions[r * j - 1] for j in range(1, f + 1)]
@@ -43,13 +44,6 @@ def sample_indices(n_frames: int, c: int, a: int, g: int, r: int, f: int) -> tup
 def condition_range(n_frames: int, a: int, g: int) -> int:
     """Largest condition index: ``max(0, T - A*g - 1)`` (c is drawn from 0..this inclusive)."""
     return max(0, n_frames - a * g - 1)
-
-
-def normalize(x: np.ndarray, stats: Mapping[str, Sequence[float]]) -> np.ndarray:
-    """Min-max to [0, 1] per dimension (reference §4.2); near-zero ranges -> 1 (``safe_range``)."""
-    lo = np.asarray(stats["min"], dtype=np.float64)
-    rng = safe_range(lo, stats["max"])
-    return ((np.asarray(x, dtype=np.float64) - lo) / rng).astype(np.float32)
 
 
 def _chw01(img: np.ndarray) -> torch.Tensor:
@@ -62,7 +56,7 @@ class MotusEpisodeDataset(Dataset):
     Args:
         roots: dataset roots (task folders found recursively).
         stats: ``{"min": [14], "max": [14]}`` for normalisation (a ``stat.json`` entry), or None
-            for raw values (the released RoboTwin model, reference §4.1).
+            for raw values (the released RoboTwin model, docs/motus.md §4.1).
         action_chunk: A. downsample: g. video_ratio: r. video_frames: F (A must equal F*r).
         image_hw: model (H, W), e.g. (384, 320).
         text_len: rows the UMT5 embedding is zero-padded to (512 upstream).
@@ -76,8 +70,12 @@ class MotusEpisodeDataset(Dataset):
     Items are read from disk per call (one PyAV seek + decode per item) unless :meth:`preload`
     was called, after which they come from RAM and are bit-identical.
 
+    Attributes:
+        normalization: the :class:`NormalizationStats` built from ``stats`` (None for raw).
+
     Raises:
-        ValueError: A != F*r, no complete episode found, or fewer than ``max_episodes``.
+        ValueError: A != F*r, invalid ``stats`` (min/max not (D,), not finite, max < min), no
+            complete episode found, or fewer than ``max_episodes``.
     """
 
     def __init__(
@@ -104,6 +102,7 @@ class MotusEpisodeDataset(Dataset):
         self.a, self.g, self.r, self.f = action_chunk, downsample, video_ratio, video_frames
         self.hw = (int(image_hw[0]), int(image_hw[1]))
         self.stats, self.text_len, self.vlm_fn = stats, text_len, vlm_fn
+        self.normalization = None if stats is None else NormalizationStats.from_entry(stats)
         self.require_embedding = require_embedding
         self.samples_per_episode = samples_per_episode
         self.episodes = complete_episodes(roots)
@@ -161,7 +160,7 @@ class MotusEpisodeDataset(Dataset):
         return task.read_episode(i, embedding=False).qpos.shape[0]
 
     def condition_indices(self, episode: int) -> range:
-        """Every condition index the sampler can draw for ``episode`` (reference §3.2)."""
+        """Every condition index the sampler can draw for ``episode`` (docs/motus.md §3.2)."""
         return range(condition_range(self.n_frames(episode), self.a, self.g) + 1)
 
     def __len__(self) -> int:
@@ -196,8 +195,9 @@ class MotusEpisodeDataset(Dataset):
             frames = ep.frames([c, *vid_idx])
             resized, first_raw = [resize_pad(f, self.hw) for f in frames], frames[0]
         actions, state = ep.qpos[act_idx], ep.qpos[c]
-        if self.stats is not None:
-            actions, state = normalize(actions, self.stats), normalize(state, self.stats)
+        if self.normalization is not None:
+            actions = self.normalization.normalize(actions)  # (A, 14) float32
+            state = self.normalization.normalize(state)  # (14,) float32
         item = {
             "first_frame": _chw01(resized[0]),
             "video_frames": torch.stack([_chw01(f) for f in resized[1:]]),
@@ -210,7 +210,7 @@ class MotusEpisodeDataset(Dataset):
             "action_indices": act_idx,
             "video_indices": vid_idx,
         }
-        if self.vlm_fn is not None:  # raw-resolution composite for the VLM (reference §4.2)
+        if self.vlm_fn is not None:  # raw-resolution composite for the VLM (docs/motus.md §4.2)
             if first_raw is None:  # preloaded without raw frames: decode this one
                 first_raw = ep.frames([c])[0]
             item["vlm_inputs"] = self.vlm_fn(ep.instruction, first_raw)
@@ -223,7 +223,7 @@ class MotusEpisodeDataset(Dataset):
             if self.require_embedding:
                 raise FileNotFoundError(f"{ep.task_dir}: episode {ep.index} has no UMT5 .pt")
             return out
-        if isinstance(emb, list):  # a list of alternatives: one at random (reference §4.1)
+        if isinstance(emb, list):  # a list of alternatives: one at random (docs/motus.md §4.1)
             emb = emb[int(self.rng.integers(0, len(emb)))]
         emb = emb[: self.text_len]
         out[: emb.shape[0]] = torch.from_numpy(np.asarray(emb, np.float32)).to(torch.bfloat16)
@@ -236,7 +236,7 @@ def _pad_right(tensors: list[torch.Tensor]) -> torch.Tensor:
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Batch items into the reference §4.5 format.
+    """Batch items into the docs/motus.md §4.5 format.
 
     ``vlm_inputs``: ``input_ids``/``attention_mask`` ([1, L] or [L] each) are right-padded with
     0 to the longest; ``pixel_values`` and ``image_grid_thw`` (per-image patch rows, Qwen style)

@@ -1,6 +1,6 @@
 """Frozen-encoder features of a training batch, with an optional per-sample disk cache.
 
-Per sample (reference §2.1, §4.2, §4.5):
+Per sample (docs/motus.md §2.1, §4.2, §4.5):
 
 * clip latents: the condition frame + F future frames (pad-to-fit H x W, [0, 1]) encoded by the
   frozen Wan2.2 VAE -> (C, T', h, w). The condition latent is the clip's latent frame 0 (the

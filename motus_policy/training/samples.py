@@ -63,7 +63,7 @@ class EpisodeSamples(Dataset):
 
 
 def collate_batch(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Reference §4.5 batch plus the raw composites for the VLM.
+    """docs/motus.md §4.5 batch plus the raw composites for the VLM.
 
     The batch is :func:`~motus_policy.training.data.collate`'s, with ``composite``: a list of
     the uint8 (h, w, 3) raw-resolution composites (None when the dataset has no ``vlm_fn``).

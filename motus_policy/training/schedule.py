@@ -1,6 +1,6 @@
-"""AdamW + the stage-3 learning-rate schedule (reference §2.1) on ``torch.optim.lr_scheduler``.
+"""AdamW + the stage-3 learning-rate schedule (docs/motus.md §2.1) on ``torch.optim.lr_scheduler``.
 
-Shape (reference §2.1): linear warm-up over ``warmup_steps`` to ``f_max`` = 0.99x the base lr,
+Shape (docs/motus.md §2.1): linear warm-up over ``warmup_steps`` to ``f_max`` = 0.99x the base lr,
 then linear decay to ``f_min`` = 0.4x over ``cycle_length`` steps. The formula is that of the
 latent-diffusion ``LambdaLinearScheduler`` that this shape and its parameter names
 (``f_start``/``f_max``/``f_min``/``cycle_length``) come from: during warm-up

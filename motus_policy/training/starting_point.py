@@ -2,7 +2,7 @@
 
 * fresh: ``MotusModel(preset)`` seeded with ``seed``; encoders are the tiny ones for ``tiny``,
   else those of an ``encoders`` folder (``save_pretrained`` layout).
-* official DeepSpeed checkpoint (reference §5.1): network from the file, encoders as above.
+* official DeepSpeed checkpoint (docs/motus.md §5.1): network from the file, encoders as above.
   Stage transition: stage-3 fine-tuning of a stage-2 checkpoint drops every key containing
   ``action_expert.input_encoder`` or ``action_expert.decoder`` (so those modules and the
   registers start fresh) and inherits the rest (Wan DiT, action blocks and time MLPs, und
@@ -27,7 +27,8 @@ from motus_policy.model.checkpoint import (
 )
 from motus_policy.model.configuration_motus import MotusConfig
 from motus_policy.model.modeling_motus import MotusModel
-from motus_policy.model.policy import MotusPolicy, NormalizationStats, PolicyConfig
+from motus_policy.model.normalization import NormalizationStats
+from motus_policy.model.policy import MotusPolicy, PolicyConfig
 
 log = logging.getLogger(__name__)
 

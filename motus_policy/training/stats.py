@@ -1,9 +1,9 @@
 """Normalisation statistics, action rate and qpos source of the training data.
 
-Stats: ``<root>/stat.json`` = ``{key: {"min": [14], "max": [14]}}`` (reference §4.2, keys
-file §8), min-max to [0, 1]. With several roots, the union range (element-wise min of the mins,
-max of the maxes) is used. Action rate: the recording rate in the first episode's
-``meta/<i>.json`` divided by the config's global downsample rate g (reference §3.2).
+Stats: ``<root>/stat.json`` = ``{key: {"min": [14], "max": [14]}}`` (docs/motus.md §4.2,
+docs/checkpoint-format.md §8), min-max to [0, 1]. With several roots, the union range (element-wise
+min of the mins, max of the maxes) is used. Action rate: the recording rate in the first episode's
+``meta/<i>.json`` divided by the config's global downsample rate g (docs/motus.md §3.2).
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from motus_policy.model.configuration_motus import MotusConfig
-from motus_policy.model.policy import NormalizationStats
+from motus_policy.model.normalization import NormalizationStats
 from motus_policy.training.config import TrainConfig
 from motus_recorder.dataset import complete_episodes, find_tasks
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RECORD_RATE_HZ = 30.0  # real-robot data (reference §3.1)
+DEFAULT_RECORD_RATE_HZ = 30.0  # real-robot data (docs/motus.md §3.1)
 
 
 STAT_SEARCH_DEPTH = 2

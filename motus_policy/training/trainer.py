@@ -1,9 +1,10 @@
 """Stage-3 fine-tuning loop: one CPU process, one GPU, or many GPUs with torchrun + DDP.
 
-Per step (reference §2.1): frozen-encoder features of the batch (VAE clip latents, VLM features,
-T5 context; :mod:`features`), then :func:`~motus_policy.model.losses.training_loss` (independent
-shift-5 video / action noise, clean condition latent) under bf16 autocast on CUDA (fp32 on CPU),
-backward, global-norm gradient clipping, AdamW and the warm-up / linear-decay ``LambdaLR``.
+Per step (docs/motus.md §2.1): frozen-encoder features of the batch (VAE clip latents, VLM
+features, T5 context; :mod:`features`), then :func:`~motus_policy.model.losses.training_loss`
+(independent shift-5 video / action noise, clean condition latent) under bf16 autocast on CUDA
+(fp32 on CPU), backward, global-norm gradient clipping, AdamW and the warm-up / linear-decay
+``LambdaLR``.
 
 Reproducibility: the batch of step n is a function of (seed, epoch, position) only
 (:mod:`samples`), the noise comes from a dedicated generator per rank, and checkpoints hold
@@ -40,7 +41,8 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from motus_policy.model.losses import training_loss
-from motus_policy.model.policy import MotusPolicy, NormalizationStats, PolicyConfig
+from motus_policy.model.normalization import NormalizationStats
+from motus_policy.model.policy import MotusPolicy, PolicyConfig
 from motus_policy.training import checkpointing as ckpt
 from motus_policy.training.config import TrainConfig
 from motus_policy.training.data import MotusEpisodeDataset
@@ -214,6 +216,15 @@ class Trainer:
             policy.model.config = dataclasses.replace(
                 policy.model.config, action_loss_weight=float(cfg.action_loss_weight)
             )
+        n_steps = cfg.recommended_n_action_steps or policy.config.recommended_n_action_steps
+        chunk = policy.model.config.action_chunk_size
+        if n_steps is not None and n_steps > chunk:
+            raise ValueError(
+                f"recommended_n_action_steps: expected <= the chunk size {chunk}, got {n_steps}"
+            )
+        policy.config = dataclasses.replace(  # saved in config.json with every checkpoint
+            policy.config, recommended_n_action_steps=n_steps or chunk
+        )
         mcfg = policy.model.config
         source = cfg.text_source
         if source == "auto":  # UMT5-XXL width: dataset .pt where present, else our T5
@@ -226,7 +237,7 @@ class Trainer:
     def _place_models(self) -> None:
         p, dev = self.policy, self.device
         p.model.to(dev)
-        p.vae.to(dev)  # fp32, as Motus keeps it (reference §3.3)
+        p.vae.to(dev)  # fp32, as Motus keeps it (docs/motus.md §3.3)
         enc_dtype = torch.bfloat16 if dev.type == "cuda" else None
         frozen = [p.vlm.model]
         if self.text_source != "dataset":  # dataset embeddings only: UMT5-XXL stays off the GPU

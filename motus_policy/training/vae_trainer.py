@@ -4,7 +4,7 @@ The tiny presets ship a VAE built here; with random weights its latents are fixe
 features and its decoded "imagined" frames are noise. This trainer fits the same diffusers
 ``AutoencoderKLWan`` (:meth:`VAEConfig.tiny`) to the frames the policy will see: T-layout
 composites resized with :func:`resize_pad` to the model's H x W, in clips of ``1 + 4k`` frames
-spaced like the model's video frames (``g * r`` recorded frames apart, reference §3.2), so both
+spaced like the model's video frames (``g * r`` recorded frames apart, docs/motus.md §3.2), so both
 the first-frame path and the 4x causal temporal path of the encoder are trained.
 
 Loss per clip (x, x_hat in [-1, 1]):
@@ -16,9 +16,9 @@ Loss per clip (x, x_hat in [-1, 1]):
 * ``kl_weight`` times the KL of the diagonal-Gaussian posterior to N(0, I), which keeps the
   latents bounded (the usual VAE recipe; Wan2.2 is trained with a small KL term as well).
 
-Decoding uses the posterior mean, as Motus does (reference §3.3). Afterwards the per-channel
+Decoding uses the posterior mean, as Motus does (docs/motus.md §3.3). Afterwards the per-channel
 mean and std of the posterior mean are measured over training clips and stored as the VAE's
-``latents_mean`` / ``latents_std`` (the normalisation of reference §3.3), so normalised latents
+``latents_mean`` / ``latents_std`` (the normalisation of docs/motus.md §3.3), so normalised latents
 are about N(0, 1) like the full model's.
 
 Threads: everything runs in the caller's thread.
@@ -31,7 +31,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -49,43 +49,86 @@ log = logging.getLogger(__name__)
 class VAETrainConfig:
     """Settings of :func:`train_vae`.
 
-    Attributes:
-        data_roots: dataset roots (recorder layout); every complete episode is used.
-        out_dir: run folder (``vae_summary.json``, ``reconstructions.png``, ``encoders/``).
-        image_height / image_width: model input size in px (tiny presets: 128 x 96).
-        spatial_factor: VAE compression (16 for ``tiny``, 8 for ``tiny_f8``).
-        clip_frames: frames per training clip, ``1 + 4k`` (5: the first frame + one group).
-        frame_stride: recorded frames between clip frames (``g * r`` = 6 for the tiny presets).
-        batch_size: clips per step.
-        max_steps: optimiser steps.
-        lr: peak AdamW learning rate (linear warm-up, cosine decay to 10 %).
-        warmup_steps: warm-up length.
-        kl_weight: weight of the KL term (per latent element, relative to the per-pixel L1).
-        foreground_weight: lambda of the foreground weighting (0 = plain L1).
-        foreground_threshold: max-over-channels |x - median| in [0, 1] above which a pixel is
-            foreground.
-        val_episodes: last episodes held out for the reported reconstruction error.
-        stats_clips: clips used to measure the latent mean / std.
-        seed: RNG seed (clip sampling and initialisation).
+    Each field's ``metadata["description"]`` is its help text (``python -m
+    motus_policy.cli.train_vae --help`` is generated from it).
+
+    Raises:
+        ValueError: a field out of range (the message names it).
     """
 
-    data_roots: tuple[str, ...]
-    out_dir: str = "runs/vae"
-    image_height: int = 128
-    image_width: int = 96
-    spatial_factor: int = 16
-    clip_frames: int = 5
-    frame_stride: int = 6
-    batch_size: int = 8
-    max_steps: int = 800
-    lr: float = 1e-3
-    warmup_steps: int = 30
-    kl_weight: float = 1e-4
-    foreground_weight: float = 10.0
-    foreground_threshold: float = 0.08
-    val_episodes: int = 2
-    stats_clips: int = 256
-    seed: int = 0
+    data_roots: tuple[str, ...] = field(
+        metadata={"description": "dataset roots (recorder layout); every complete episode is used"}
+    )
+    out_dir: str = field(
+        default="runs/vae",
+        metadata={"description": "run folder (vae_summary.json, reconstructions.png, encoders/)"},
+    )
+    image_height: int = field(
+        default=128, metadata={"description": "model input height [px] (tiny presets: 128)"}
+    )
+    image_width: int = field(
+        default=96, metadata={"description": "model input width [px] (tiny presets: 96)"}
+    )
+    spatial_factor: int = field(
+        default=16,
+        metadata={"description": "VAE spatial compression (16 for tiny, 8 for tiny_f8)"},
+    )
+    clip_frames: int = field(
+        default=5,
+        metadata={
+            "description": "frames per training clip, 1 + 4k (5: the first frame + one group)"
+        },
+    )
+    frame_stride: int = field(
+        default=6,
+        metadata={
+            "description": "recorded frames between clip frames (g * r = 6 for the tiny presets)"
+        },
+    )
+    batch_size: int = field(default=8, metadata={"description": "clips per step"})
+    max_steps: int = field(default=800, metadata={"description": "optimiser steps"})
+    lr: float = field(
+        default=1e-3,
+        metadata={
+            "description": "peak AdamW learning rate (linear warm-up, cosine decay to 10 %)"
+        },
+    )
+    warmup_steps: int = field(default=30, metadata={"description": "warm-up length [steps]"})
+    kl_weight: float = field(
+        default=1e-4,
+        metadata={
+            "description": "weight of the KL term (per latent element, relative to the "
+            "per-pixel L1)"
+        },
+    )
+    foreground_weight: float = field(
+        default=10.0,
+        metadata={
+            "description": "extra L1 weight lambda on pixels that differ from the median frame "
+            "(0 = plain L1)"
+        },
+    )
+    foreground_threshold: float = field(
+        default=0.08,
+        metadata={
+            "description": "max-over-channels |x - median| in [0, 1] above which a pixel is "
+            "foreground"
+        },
+    )
+    val_episodes: int = field(
+        default=2,
+        metadata={"description": "last episodes held out for the reported reconstruction error"},
+    )
+    stats_clips: int = field(
+        default=256, metadata={"description": "clips used to measure the latent mean / std"}
+    )
+    seed: int = field(
+        default=0,
+        metadata={
+            "description": "RNG seed (clip sampling and initialisation); also seeds the tiny "
+            "T5 / Qwen3-VL saved with the encoders"
+        },
+    )
 
     def __post_init__(self) -> None:
         if not self.data_roots:

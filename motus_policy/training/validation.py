@@ -3,8 +3,9 @@
 * ``val/loss``, ``val/video_loss``, ``val/action_loss``: :func:`training_loss` on held-out
   samples with a fixed noise generator, so values are comparable across validations.
 * ``val/vla_action_mse``: MSE between the ``vla`` prediction (future video held at noise,
-  reference §2.3; ``vla_steps`` Euler steps, fixed seed) and the true actions, normalised space;
-  ``val/vla_action_mae_raw``: mean absolute error after de-normalisation (rad / gripper units).
+  docs/motus.md §2.3; ``vla_steps`` Euler steps, fixed seed) and the true actions, normalised
+  space; ``val/vla_action_mae_raw``: mean absolute error after de-normalisation (rad / gripper
+  units).
 * optional PNG: predicted vs true trajectories of the 14 joints for the first held-out sample.
 """
 

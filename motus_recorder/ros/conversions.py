@@ -1,4 +1,4 @@
-"""Message <-> numpy conversions shared by every node (no cv_bridge: platform.md §3).
+"""Message <-> numpy conversions shared by every node (no cv_bridge: docs/platform.md §3).
 
 Times: ``builtin_interfaces/Time`` <-> int nanoseconds. Images: ``sensor_msgs/Image`` rgb8/bgr8
 <-> uint8 (H, W, 3) RGB. Joint states: ``sensor_msgs/JointState`` <-> float (n,) in a

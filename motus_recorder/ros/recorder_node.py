@@ -13,7 +13,7 @@ last_error) is published at 2 Hz and after each service call. Shutdown (Ctrl-C) 
 open episode. Parameters: the fields of :class:`motus_recorder.recorder.RecorderConfig`.
 
 Threads: one SingleThreadedExecutor runs subscriptions, the record timer and the services
-(platform.md §1.4); video encoding runs on the writer's worker thread. ``~/stop`` blocks the
+(docs/platform.md §1.4); video encoding runs on the writer's worker thread. ``~/stop`` blocks the
 executor while the video is flushed and files are written (not recording then).
 """
 
@@ -65,7 +65,7 @@ class RecorderNode(Node):
                 Image, cam.topic, lambda m, c=cam: self._on_image(c.name, c.topic, m), qos
             )
         for arm in self.profile.arms:
-            names = [*arm.joint_names, arm.gripper.joint_name]
+            names = list(arm.joint_state_names)
             self.create_subscription(
                 JointState,
                 arm.state_topic,

@@ -1,10 +1,10 @@
-"""Crash-safe writer of Motus real-robot datasets (reference §4.2).
+"""Crash-safe writer of Motus real-robot datasets (docs/motus.md §4.2).
 
 Layout, per task variant ``<root>/<task>/<variant>/``::
 
-    videos/<i>.mp4         T-layout composite at raw resolution, H.264 (platform.md §8)
+    videos/<i>.mp4         T-layout composite at raw resolution, H.264 (docs/platform.md §8)
     qpos/<i>.pt            float32 tensor [T, 14], 14-D layout (schema.py): commanded joint
-                           positions (reference §4.1 ``joint_action``) or measured state
+                           positions (docs/motus.md §4.1 ``joint_action``) or measured state
     state/<i>.pt           ours, optional: float32 [T, 14] measured joint state beside commanded
                            qpos (``qpos_source: command``)
     instructions/<i>.txt   the instruction text (the VLM text is the whole file)
@@ -13,7 +13,7 @@ Layout, per task variant ``<root>/<task>/<variant>/``::
     bags/<i>/              optional raw rosbag2 (MCAP) of the episode's topics
     <root>/stat.json       {normalization_key: {"min": [14], "max": [14]}} over all episodes
 
-Lifecycle (house style principle 15): :meth:`start_episode`, :meth:`add_frame` per step,
+Lifecycle: :meth:`start_episode`, :meth:`add_frame` per step,
 :meth:`save_episode` or :meth:`discard_episode`, :meth:`close`.
 
 Crash safety. An episode is written into ``<variant>/.tmp-<i>-<pid>/``; every file is fsynced.

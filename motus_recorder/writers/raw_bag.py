@@ -1,10 +1,11 @@
-"""Raw topics to a rosbag2 (MCAP) with ``rosbags``, no ROS install needed (platform.md §2).
+"""Raw topics to a rosbag2 (MCAP) with ``rosbags``, no ROS install needed (docs/platform.md §2).
 
 The node hands over the CDR bytes it received (``raw=True`` subscriptions or
 ``rclpy.serialization.serialize_message``), the topic, the ROS type name
 (``sensor_msgs/msg/Image``) and the receive/stamp time. Bags are rosbag2 version 9, typestore
-``ROS2_JAZZY``: ``ros2 bag`` and MCAP readers open them (platform.md §2 verified the type hashes
-and the MCAP profile). Offered QoS is not recorded (``ros2 bag play`` falls back to defaults).
+``ROS2_JAZZY``: ``ros2 bag`` and MCAP readers open them (docs/platform.md §2 verified the type
+hashes and the MCAP profile). Offered QoS is not recorded (``ros2 bag play`` falls back to
+defaults).
 
 Threads: one thread at a time (the recorder node's executor thread).
 """

@@ -1,7 +1,7 @@
 """``.pt`` files of the Motus format (the only recorder module that imports torch, lazily).
 
 Motus stores ``qpos/<i>.pt`` as a float32 tensor [T, 14] and ``instructions/<i>.pt`` (UMT5
-embedding) as a tensor [L, 4096] or a list of them (reference §4.1, §4.2). Arrays cross this
+embedding) as a tensor [L, 4096] or a list of them (docs/motus.md §4.1, §4.2). Arrays cross this
 boundary as numpy; torch is imported inside the functions so that importing the recorder or the
 dataset reader does not load it.
 """

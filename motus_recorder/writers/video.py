@@ -1,7 +1,7 @@
 """H.264 MP4 encoding with PyAV, on a worker thread behind a bounded queue.
 
-Settings follow platform.md §8: libx264, yuv420p, crf 23, GOP ``g`` = fps (so a reader can seek
-to any second), frame rate = the record rate; one video frame per recorded step.
+Settings follow docs/platform.md §8: libx264, yuv420p, crf 23, GOP ``g`` = fps (so a reader can
+seek to any second), frame rate = the record rate; one video frame per recorded step.
 
 Back-pressure: :meth:`EncoderWorker.submit` never drops a frame. When the queue is full it
 counts a back-pressure event, logs it and waits up to ``put_timeout_s``; if the encoder is still

@@ -4,7 +4,7 @@ They plan whole episodes in tool space with IK on a private copy of the gym-aloh
 emit smooth 50 Hz joint targets in the 14-D layout (``motus_recorder.schema``).
 
 dm_control picks its OpenGL backend when first imported; without ``MUJOCO_GL`` it tries GLFW,
-which needs an X display, so EGL (headless) is the default here (platform.md §9).
+which needs an X display, so EGL (headless) is the default here (docs/platform.md §9).
 """
 
 import os

@@ -6,7 +6,8 @@ Usage::
         [--video PATH]
 
 Prints the success rate with a Wilson 95 % interval, the failing seeds and the wall time.
-``--video`` renders the first episode (top camera, 240x320, shadows off) to an MP4.
+``--video`` renders the first episode (``cam_high``, the scene's top camera, 240x320, shadows off)
+to an MP4.
 """
 
 from __future__ import annotations
@@ -17,21 +18,23 @@ import time
 from pathlib import Path
 
 import numpy as np
-from dm_control import mujoco
 from tqdm import tqdm
 
 from motus_policy.evaluation.stats import wilson_interval
+from motus_policy.robots.aloha_sim.sim import AlohaSim, AlohaSimConfig
 from motus_teleop.expert.config import TASKS
 from motus_teleop.expert.episode import run_episode
 from motus_teleop.expert.expert import make_expert
 
 VIDEO_HW = (240, 320)
+VIDEO_CAMERA = "cam_high"
+"""Profile camera of the video (MuJoCo camera ``top``)."""
 VIDEO_FPS = 25
 """Every second 50 Hz step is rendered (the profile's camera / record rate)."""
 
 
 def record_video(task: str, seed: int, path: Path) -> bool:
-    """Runs one episode while rendering the top camera to an H.264 MP4 at ``path``.
+    """Runs one episode while rendering :data:`VIDEO_CAMERA` to an H.264 MP4 at ``path``.
 
     Returns:
         Whether the episode succeeded.
@@ -39,6 +42,10 @@ def record_video(task: str, seed: int, path: Path) -> bool:
     os.environ.setdefault("MUJOCO_GL", "egl")
     import av  # noqa: PLC0415  (only needed for --video)
 
+    expert = make_expert(task)
+    h, w = VIDEO_HW
+    sim_config = AlohaSimConfig(task=task, image_height=h, image_width=w, cameras=(VIDEO_CAMERA,))
+    sim = AlohaSim(sim_config, expert.profile)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial.mp4")
     container = av.open(str(tmp), mode="w")
@@ -46,20 +53,21 @@ def record_video(task: str, seed: int, path: Path) -> bool:
     stream.height, stream.width = VIDEO_HW
     stream.pix_fmt = "yuv420p"
 
-    def on_step(k: int, physics: mujoco.Physics) -> None:
+    def on_step(k: int, sim: AlohaSim) -> None:
         if k % 2 == 0:
-            physics.model.light_castshadow[:] = 0
-            rgb = physics.render(*VIDEO_HW, camera_id="top")
+            rgb = sim.render([VIDEO_CAMERA])[VIDEO_CAMERA]
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
             container.mux(stream.encode(frame))
 
     try:
-        result = run_episode(task, seed, on_step=on_step)
+        result = run_episode(task, seed, expert, on_step=on_step, sim=sim)
         container.mux(stream.encode())
     except BaseException:
         container.close()
         tmp.unlink(missing_ok=True)
         raise
+    finally:
+        sim.close()
     container.close()
     tmp.replace(path)
     return result.success

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-TASKS = ("transfer_cube", "insertion")
+from motus_policy.robots.aloha_sim.tasks import TASKS
 
 EPISODE_STEPS = {"transfer_cube": 400, "insertion": 500}
 """Episode rows at 50 Hz: aloha_sim.yaml ``extras.episode_length_s`` (8 s, 10 s)."""

@@ -15,13 +15,8 @@ from __future__ import annotations
 import numpy as np
 from dm_control import mujoco
 from dm_control.utils import inverse_kinematics
-from gym_aloha.constants import ASSETS_DIR
 
-TASK_XML = {
-    "transfer_cube": "bimanual_viperx_transfer_cube.xml",
-    "insertion": "bimanual_viperx_insertion.xml",
-}
-"""Joint-space scene file per task, as gym_aloha/env.py builds them."""
+from motus_policy.robots.aloha_sim.sim import load_physics
 
 ARM_JOINTS = ("waist", "shoulder", "elbow", "forearm_roll", "wrist_angle", "wrist_rotate")
 SITE_OFFSET_M = 0.15
@@ -37,17 +32,6 @@ QPOS_ARM = {"left": slice(0, 6), "right": slice(8, 14)}
 
 class IKError(RuntimeError):
     """No joint solution reaches the requested tool pose within tolerance."""
-
-
-def load_physics(task: str) -> mujoco.Physics:
-    """Builds a fresh joint-space physics for ``task`` ("transfer_cube" or "insertion").
-
-    Raises:
-        ValueError: unknown task name.
-    """
-    if task not in TASK_XML:
-        raise ValueError(f"task: expected one of {sorted(TASK_XML)}, got {task!r}")
-    return mujoco.Physics.from_xml_path(str(ASSETS_DIR / TASK_XML[task]))
 
 
 def gripper_rotation(approach: np.ndarray, fingers: np.ndarray) -> np.ndarray:
@@ -95,7 +79,7 @@ class ArmIK:
     """
 
     def __init__(self, task: str, tool_offset_m: float, tol_m: float = 1e-3):
-        """Loads the task's scene.
+        """Loads the task's scene, the simulator's (``aloha_sim.sim.load_physics``).
 
         Args:
             task: "transfer_cube" or "insertion".

@@ -89,7 +89,7 @@ class ExpertNode(Node):
         # with the old plan.
         self.create_subscription(String, extras["episode_topic"], self._on_episode, LATCHED)
         for arm in self.profile.arms:
-            names = [*arm.joint_names, arm.gripper.joint_name]
+            names = list(arm.joint_state_names)
             self.create_subscription(
                 JointState,
                 arm.state_topic,

@@ -14,7 +14,7 @@ follows again, rate-limited from the follower's current measured position.
 ``publish_on_leader:=true`` publishes one command per leader message instead of on a timer (for
 a lockstep simulation, which advances only when commands arrive).
 
-Threads: one SingleThreadedExecutor thread runs every callback (platform.md §1.4).
+Threads: one SingleThreadedExecutor thread runs every callback (docs/platform.md §1.4).
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ class TeleopNode(Node):
                 stale_timeout_s=get["stale_timeout_s"],
             )
             mapper = TeleopMapper(cfg, self._now_ns)
-            names = (*arm.joint_names, arm.gripper.joint_name)
+            names = arm.joint_state_names
             pub = self.create_publisher(JointState, arm.command_topic, 10)
             self.create_subscription(
                 JointState, arm.state_topic, lambda m, i=k: self._on_follower(i, m), 10

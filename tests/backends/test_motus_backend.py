@@ -31,6 +31,7 @@ def _obs(profile, stamp_ns=2_000_000_000):
 
 def test_backend_implements_the_protocol_and_predicts_a_timed_chunk(backend):
     assert isinstance(backend, PolicyBackend)
+    assert backend.recommended_n_action_steps is None  # tiny-random: the whole chunk
     prof = backend.profile
     chunk = backend.infer(
         _obs(prof), mode="vla", num_steps=4, action_prefix=None, instruction="pick the cube"
@@ -80,3 +81,11 @@ def test_idm_takes_future_frames_at_the_declared_offsets(backend):
         future_frames=frames,
     )
     assert chunk.actions.shape == (backend.chunk_size, 14) and np.all(np.isfinite(chunk.actions))
+
+
+def test_embedded_checkpoint_recommends_its_whole_chunk_before_loading():
+    from motus_policy.cli.demo import EMBEDDED_CHECKPOINT
+
+    b = MotusBackend(load_profile("aloha_sim"), str(EMBEDDED_CHECKPOINT))
+    assert b.policy is None
+    assert b.recommended_n_action_steps == b.chunk_size == 16

@@ -50,10 +50,11 @@ def remote():
 
 
 def test_round_trip_matches_in_process_backend(remote):
-    cfg = ScriptedConfig(action_rate_hz=30.0, chunk_size=24)
+    cfg = ScriptedConfig(action_rate_hz=30.0, chunk_size=24, recommended_n_action_steps=12)
     rb = remote("scripted", {"config": cfg})
     assert isinstance(rb, PolicyBackend)
     assert (rb.action_rate_hz, rb.chunk_size) == (30.0, 24)
+    assert rb.recommended_n_action_steps == 12  # mirrored from the child
     assert rb.pid != os.getpid()
     lines = []
     rb.load(lines.append)

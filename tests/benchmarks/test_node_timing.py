@@ -1,4 +1,5 @@
-"""benchmark_node's setup parsing and report (the timed run itself is a benchmark, not a test)."""
+"""benchmarks.node_timing's setup parsing and report (the timed run itself is a benchmark, not a
+test)."""
 
 from __future__ import annotations
 

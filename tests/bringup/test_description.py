@@ -81,6 +81,13 @@ def test_whole_argument_values_keep_their_yaml_type():
     assert "instruction:=''" in nodes["motus_policy"].ros_args()
 
 
+def test_sim_bringup_passes_n_action_steps_and_its_alias():
+    policy = {n.name: n for n in load_bringup("sim").resolve()}["motus_policy"].parameters
+    assert (policy["n_action_steps"], policy["n_execute"]) == (0, "")  # the checkpoint's; unset
+    policy = {n.name: n for n in load_bringup("sim").resolve({"n_execute": "8"})}
+    assert policy["motus_policy"].parameters["n_execute"] == 8  # the node maps it
+
+
 def test_sigterm_to_the_parent_stops_the_nodes_it_started(tmp_path):
     """``timeout``/CI send SIGTERM: the runner's nodes (own sessions) must not outlive it."""
     pid_file = tmp_path / "node.pid"

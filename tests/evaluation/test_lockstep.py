@@ -22,7 +22,7 @@ def test_lockstep_episode_runs_the_runtime_against_the_sim():
     backend.load()
     cfg = LockstepConfig(
         episode_length_s=1.0,
-        runtime=PolicyRuntimeConfig(strategy="sync", mode="vla", n_execute=4, num_steps=2),
+        runtime=PolicyRuntimeConfig(strategy="sync", mode="vla", n_action_steps=4, num_steps=2),
     )
     ev = LockstepEvaluator(profile, backend, cfg)
     calls = []

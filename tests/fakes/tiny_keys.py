@@ -1,8 +1,8 @@
 """Expected state-dict keys and shapes of the tiny config (generated once, checked by hand).
 
-Names follow the official checkpoint (motus-checkpoint-keys.md §3-4) under ``action_expert.`` and
-``und_expert.``; the Wan DiT uses diffusers names under ``video_model.wan_model.`` (keys §2.1).
-Block 1 mirrors block 0 and is checked programmatically.
+Names follow the official checkpoint (docs/checkpoint-format.md §3-4) under ``action_expert.`` and
+``und_expert.``; the Wan DiT uses diffusers names under ``video_model.wan_model.``
+(docs/checkpoint-format.md §2.1). Block 1 mirrors block 0 and is checked programmatically.
 """
 
 # fmt: off

@@ -1,10 +1,14 @@
-"""Official checkpoint layouts: synthetic files in tmp_path, round trips, shape checks (tiny)."""
+"""Official checkpoint layouts: synthetic files in tmp_path, round trips, shape checks (tiny).
+
+``co`` renames (convert_official), ``ck`` loads with shape checks (checkpoint).
+"""
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
 from motus_policy.model import checkpoint as ck
+from motus_policy.model import convert_official as co
 from motus_policy.model.configuration_motus import MotusConfig
 from motus_policy.model.encoders.tiny import tiny_qwen3vl, tiny_qwen_tokenizer, tiny_umt5
 from motus_policy.model.encoders.vae import MotusVAE, VAEConfig
@@ -24,7 +28,9 @@ def _assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
 
 
 def _write_official(path, module: dict, aliases: bool = True) -> None:
-    if aliases:  # the real files repeat the same tensors under helper-module prefixes (keys §1)
+    # the real files repeat the same tensors under helper-module prefixes
+    # (docs/checkpoint-format.md §1)
+    if aliases:
         module = {
             **module,
             **{
@@ -45,21 +51,22 @@ def test_round_trip_through_official_file_is_bit_identical(tmp_path):
     folder = tmp_path / "ckpt" / "pytorch_model"
     folder.mkdir(parents=True)
     _write_official(
-        folder / "mp_rank_00_model_states.pt", ck.export_official_state_dict(src, vlm_src)
+        folder / "mp_rank_00_model_states.pt", co.export_official_state_dict(src, vlm_src)
     )
     report = ck.load_official_checkpoint(dst, tmp_path / "ckpt", vlm_model=vlm_dst)
     _assert_same_weights(src, dst)
     _assert_same_weights(vlm_src, vlm_dst)
     assert not report.missing and not report.unexpected
-    assert report.ignored and all(k.startswith(ck.ALIAS_PREFIXES) for k in report.ignored)
+    assert report.ignored and all(k.startswith(co.ALIAS_PREFIXES) for k in report.ignored)
 
 
 def test_export_uses_original_wan_names():
-    sd = ck.export_official_state_dict(_model(0))
-    wan = {k[len(ck.WAN_PREFIX) :] for k in sd if k.startswith(ck.WAN_PREFIX)}
-    assert wan == set(ck.wan_original_keys(2))
-    # keys §2.1: diffusers swaps norm2/norm3; the affine cross-attn norm is norm3 in Wan
-    names = ck.wan_original_to_diffusers_names(2)
+    sd = co.export_official_state_dict(_model(0))
+    wan = {k[len(co.WAN_PREFIX) :] for k in sd if k.startswith(co.WAN_PREFIX)}
+    assert wan == set(co.wan_original_keys(2))
+    # docs/checkpoint-format.md §2.1: diffusers swaps norm2/norm3; the affine cross-attn norm is
+    # norm3 in Wan
+    names = co.wan_original_to_diffusers_names(2)
     assert names["blocks.1.norm3.weight"] == "blocks.1.norm2.weight"
     assert names["blocks.0.self_attn.o.bias"] == "blocks.0.attn1.to_out.0.bias"
     assert names["head.modulation"] == "scale_shift_table"
@@ -69,7 +76,7 @@ def test_export_uses_original_wan_names():
 
 def test_bf16_official_file_loads_with_cast(tmp_path):
     src, dst = _model(0), _model(1)
-    sd = {k: v.to(torch.bfloat16) for k, v in ck.export_official_state_dict(src).items()}
+    sd = {k: v.to(torch.bfloat16) for k, v in co.export_official_state_dict(src).items()}
     _write_official(tmp_path / "mp_rank_00_model_states.pt", sd)
     ck.load_official_checkpoint(dst, tmp_path)
     for k, v in dst.state_dict().items():
@@ -78,7 +85,7 @@ def test_bf16_official_file_loads_with_cast(tmp_path):
 
 
 def test_chunk_size_mismatch_names_key_shapes_and_A(tmp_path):
-    _write_official(tmp_path / "m.pt", ck.export_official_state_dict(_model(0)))  # A = 16
+    _write_official(tmp_path / "m.pt", co.export_official_state_dict(_model(0)))  # A = 16
     dst = _model(1, video_action_freq_ratio=6)  # A = 48
     before = {k: v.clone() for k, v in dst.state_dict().items()}
     with pytest.raises(ck.CheckpointMismatchError) as err:
@@ -92,7 +99,7 @@ def test_chunk_size_mismatch_names_key_shapes_and_A(tmp_path):
 
 
 def test_missing_and_unexpected_keys_are_reported(tmp_path):
-    sd = ck.export_official_state_dict(_model(0))
+    sd = co.export_official_state_dict(_model(0))
     del sd["und_expert.vlm_adapter.0.bias"]
     sd["action_expert.lora_A.weight"] = torch.zeros(2)
     sd["vlm_model.model.language_model.norm.weight"] = torch.ones(4)
@@ -106,11 +113,11 @@ def test_missing_and_unexpected_keys_are_reported(tmp_path):
 
 def test_stage1_wan_safetensors_in_original_layout(tmp_path):
     src, dst = _model(0), _model(1)
-    sd = ck.export_official_state_dict(src)
+    sd = co.export_official_state_dict(src)
     wan = {
-        "dit." + k[len(ck.WAN_PREFIX) :]: v.contiguous()
+        "dit." + k[len(co.WAN_PREFIX) :]: v.contiguous()
         for k, v in sd.items()
-        if k.startswith(ck.WAN_PREFIX)
+        if k.startswith(co.WAN_PREFIX)
     }
     save_file(wan, str(tmp_path / "diffusion_pytorch_model.safetensors"))
     report = ck.load_wan_stage1(dst, tmp_path)
@@ -121,8 +128,9 @@ def test_stage1_wan_safetensors_in_original_layout(tmp_path):
 def test_wan22_vae_original_layout_round_trip(tmp_path):
     torch.manual_seed(0)
     vae = MotusVAE(VAEConfig.tiny())
-    orig = ck.export_wan22_vae(vae)
-    # Wan2.2 WanVAE_ names (keys §6): nested (down|up)samples, resample after the res blocks
+    orig = co.export_wan22_vae(vae)
+    # Wan2.2 WanVAE_ names (docs/checkpoint-format.md §6): nested (down|up)samples, resample after
+    # the res blocks
     assert "encoder.downsamples.1.downsamples.1.resample.1.weight" in orig
     assert "encoder.downsamples.1.downsamples.1.time_conv.weight" in orig
     assert "decoder.upsamples.0.upsamples.2.resample.1.weight" in orig
@@ -135,7 +143,7 @@ def test_wan22_vae_original_layout_round_trip(tmp_path):
 
 
 def test_wan22_vae_shape_mismatch(tmp_path):
-    orig = ck.export_wan22_vae(MotusVAE(VAEConfig.tiny()))
+    orig = co.export_wan22_vae(MotusVAE(VAEConfig.tiny()))
     orig["encoder.conv1.weight"] = torch.zeros(1, 12, 3, 3, 3)
     with pytest.raises(ck.CheckpointMismatchError, match="encoder.conv_in.weight: expected"):
         ck.load_wan22_vae(orig, VAEConfig.tiny())
@@ -148,12 +156,12 @@ def test_wan_t5_names_cover_umt5():
         "token_embedding.weight": hf.shared.weight,
         "norm.weight": hf.encoder.final_layer_norm.weight,
     }
-    inv = {v: k for k, v in ck._T5_BLOCK.items()}
+    inv = {v: k for k, v in co._T5_BLOCK.items()}
     for k, v in hf.state_dict().items():
         if k.startswith("encoder.block."):
             n, rest = k.split(".")[2], ".".join(k.split(".")[3:])
             wan[f"blocks.{n}.{inv[rest]}"] = v
     fresh = tiny_umt5(vocab_size=100, d_model=64)
-    report = ck.load_into(fresh, ck.convert_wan_t5_to_hf(wan), where="t5")
+    report = ck.load_into(fresh, co.convert_wan_t5_to_hf(wan), where="t5")
     assert not report.missing
     _assert_same_weights(hf, fresh)

@@ -1,4 +1,4 @@
-"""MotusConfig: presets, derived quantities (reference §3.1, §3.3, §7.1), validation, JSON."""
+"""MotusConfig: presets, derived quantities (docs/motus.md §3.1, §3.3, §7.1), validation, JSON."""
 
 import dataclasses
 import json
@@ -35,7 +35,7 @@ def test_preset_derived_quantities(name, A, grid, video_tokens, action_tokens, p
 
 def test_full_size_latent_shape_and_wan_width():
     cfg = MotusConfig.from_preset("robotwin")
-    assert cfg.latent_shape == (48, 3, 24, 20)  # reference §3.3
+    assert cfg.latent_shape == (48, 3, 24, 20)  # docs/motus.md §3.3
     assert cfg.wan_dim == 3072
     assert cfg.num_condition_tokens == 120
 
@@ -43,11 +43,13 @@ def test_full_size_latent_shape_and_wan_width():
 def test_real_robot_presets_use_min_max_stats():
     assert MotusConfig.from_preset("ac_one").normalization_key == "ac_one"
     assert MotusConfig.from_preset("aloha_agilex_2").action_normalization == "min_max"
-    assert MotusConfig.from_preset("robotwin").action_normalization == "none"  # raw qpos, §4.1
+    # raw qpos, docs/motus.md §4.1
+    assert MotusConfig.from_preset("robotwin").action_normalization == "none"
 
 
 def test_full_size_parameter_counts_match_reference():
-    """Built on the meta device: no memory. Counts from reference §1.1 / keys §2-4."""
+    """Built on the meta device: no memory. Counts from docs/motus.md §1.1 /
+    docs/checkpoint-format.md §2-4."""
     with torch.device("meta"):
         model = MotusModel(MotusConfig.from_preset("robotwin"))
     counts = model.parameter_counts()

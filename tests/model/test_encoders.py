@@ -111,7 +111,7 @@ def test_vlm_inputs_follow_processor_layout(encoders):
     assert inp["mm_token_type_ids"].shape == inp["input_ids"].shape
     assert inp["pixel_values"].shape == (24, 3 * 2 * 16 * 16)
     text = vlm.tokenizer.decode(inp["input_ids"][0])
-    # deployment order: text before the image, no generation prompt (reference §1.4)
+    # deployment order: text before the image, no generation prompt (docs/motus.md §1.4)
     assert text.index("pick") < text.index("<|vision_start|>")
     assert "assistant" not in text
 

@@ -1,17 +1,17 @@
-"""Full-size export matches the official checkpoint layout key for key (motus-checkpoint-keys.md
+"""Full-size export matches the official checkpoint layout key for key (docs/checkpoint-format.md
 §2-4), built on the meta device (no memory)."""
 
 import torch
 
 from motus_policy.model import MotusConfig, MotusModel
-from motus_policy.model.checkpoint import export_official_state_dict
+from motus_policy.model.convert_official import export_official_state_dict
 
-D, FFN, L = 3072, 14336, 30  # Wan2.2-TI2V-5B (keys §2)
-DA, DU = 1024, 512  # action / understanding expert widths (keys §3, §4)
+D, FFN, L = 3072, 14336, 30  # Wan2.2-TI2V-5B (docs/checkpoint-format.md §2)
+DA, DU = 1024, 512  # action / understanding expert widths (docs/checkpoint-format.md §3, §4)
 
 
 def _expected(a: int) -> dict[str, tuple[int, ...]]:
-    """The tables of motus-checkpoint-keys.md §2 (Wan), §3 (action expert, finetune), §4 (und)."""
+    """The tables of docs/checkpoint-format.md §2 (Wan), §3 (action expert, finetune), §4 (und)."""
     w = "video_model.wan_model."
     e = {
         w + "patch_embedding.weight": (D, 48, 1, 2, 2), w + "patch_embedding.bias": (D,),

@@ -3,12 +3,8 @@
 import numpy as np
 import pytest
 
-from motus_policy.model.policy import (
-    MotusPolicy,
-    NormalizationStats,
-    PolicyConfig,
-    build_tiny_policy,
-)
+from motus_policy.model.normalization import NormalizationStats
+from motus_policy.model.policy import MotusPolicy, PolicyConfig, build_tiny_policy
 from motus_policy.types import Observation
 
 STEPS = 2  # keep the CPU tests fast; the step count does not change the code paths
@@ -38,7 +34,7 @@ def policy() -> MotusPolicy:
     import torch
 
     p = build_tiny_policy(seed=0, stats=STATS, action_rate_hz=30.0)
-    # Motus zero-initialises its output heads (reference §1.3): with those, every prediction is
+    # Motus zero-initialises its output heads (docs/motus.md §1.3): with those, every prediction is
     # the initial noise and the tests below would hold trivially. Give them random values.
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
@@ -178,9 +174,6 @@ def test_save_and_load_pretrained(policy, tmp_path):
 
 
 def test_near_constant_dimension_is_not_blown_up_by_normalisation():
-    from motus_policy.model.policy import NormalizationStats
-    from motus_policy.training.data import normalize
-
     lo, hi = np.zeros(14), np.ones(14)
     hi[0] = 1.8e-15  # a joint that never moved in the data: float-noise range
     stats = NormalizationStats(lo, hi)
@@ -188,5 +181,8 @@ def test_near_constant_dimension_is_not_blown_up_by_normalisation():
     x[0] = 1e-5  # a sensor wiggle at run time
     y = stats.normalize(x)
     assert abs(y[0]) < 1e-4 and np.allclose(y[1:], 0.5)
-    np.testing.assert_allclose(normalize(x, {"min": lo, "max": hi}), y)
+    # training reads the same class from a stat.json entry (MotusEpisodeDataset.normalization)
+    np.testing.assert_allclose(
+        NormalizationStats.from_entry({"min": lo, "max": hi}).normalize(x), y
+    )
     np.testing.assert_allclose(stats.denormalize(y), x, atol=1e-6)

@@ -1,4 +1,4 @@
-"""Scheduler and the five sampling modes (reference §2.2, §2.3) on the tiny config."""
+"""Scheduler and the five sampling modes (docs/motus.md §2.2, §2.3) on the tiny config."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""Training objective (reference §2.1): noising, loss masking, gradients, overfit sanity."""
+"""Training objective (docs/motus.md §2.1): noising, loss masking, gradients, overfit sanity."""
 
 import torch
 

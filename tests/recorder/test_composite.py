@@ -26,7 +26,7 @@ def test_resize_pad_matches_reference_bars():
     comp = np.full((720, 640, 3), 200, np.uint8)
     out = resize_pad(comp, schema.MODEL_IMAGE_HW)
     assert out.shape == (384, 320, 3)
-    # scale 0.5 -> 360 x 320 image, 12 px black bars top and bottom (reference §3.4)
+    # scale 0.5 -> 360 x 320 image, 12 px black bars top and bottom (docs/motus.md §3.4)
     assert (out[:12] == 0).all() and (out[-12:] == 0).all()
     assert (out[12:372] == 200).all()
 

@@ -1,4 +1,4 @@
-"""The torch Dataset reproduces the official index rule and the §4.5 batch format."""
+"""The torch Dataset reproduces the official index rule and the docs/motus.md §4.5 batch format."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""policy_node over real DDS against a fake robot in the test process (platform.md §10)."""
+"""policy_node over real DDS against a fake robot in the test process (docs/platform.md §10)."""
 
 from __future__ import annotations
 
@@ -102,6 +102,20 @@ class FakeRobot:
         raise AssertionError(f"no status with {what}; last: {self.status}")
 
 
+def test_alias_parameters_map_onto_their_field():
+    from rclpy.parameter import Parameter
+
+    from motus_policy.ros.params import map_aliases
+
+    alias_of = {"n_execute": "n_action_steps"}
+    out = map_aliases([Parameter("n_execute", value=4)], alias_of)
+    assert [(p.name, p.value) for p in out] == [("n_execute", 4), ("n_action_steps", 4)]
+    both = [Parameter("n_execute", value=4), Parameter("n_action_steps", value=5)]
+    assert map_aliases(both, alias_of) == both  # the field given too keeps its own value
+    unset = [Parameter("n_execute", value="")]
+    assert map_aliases(unset, alias_of) == unset
+
+
 def test_policy_node_end_to_end(spawn_node, ros_context, spin_in_background):
     from lifecycle_msgs.msg import Transition
     from std_msgs.msg import String
@@ -113,7 +127,7 @@ def test_policy_node_end_to_end(spawn_node, ros_context, spin_in_background):
     node = spawn_node(
         "motus_policy.ros.policy_node",
         "-p", f"image_height:={HW[0]}", "-p", f"image_width:={HW[1]}",
-        "-p", "strategy:=prefix", "-p", "n_execute:=4", "-p", "ramp_in_s:=0.2",
+        "-p", "strategy:=rtc", "-p", "n_action_steps:=4", "-p", "ramp_in_s:=0.2",
         "-p", "scripted.latency_s:=0.05", "-p", "status_period_s:=0.2",
     )  # fmt: skip
     node.wait_for("READY")
@@ -130,12 +144,19 @@ def test_policy_node_end_to_end(spawn_node, ros_context, spin_in_background):
     assert rate > 25, f"{rate} commands in 1 s at 50 Hz"
     st = robot.wait_status(lambda s: (s["scheduler"]["d"] or 0) >= 1, "d >= 1")
     assert st["last_inference"]["mode"] == "joint"
+    assert (st["scheduler"]["strategy"], st["scheduler"]["n_action_steps"]) == ("rtc", 4)
     assert robot.frames, "no imagined frames in joint mode"
     assert robot.frames[-1].height == 48 and robot.frames[-1].header.frame_id == "imagined"
 
     # run-time switches: mode by parameter, instruction by topic
     assert robot.set_param("mode", "vla").successful
     assert not robot.set_param("mode", "dance").successful
+    # the alias n_execute sets n_action_steps at run time (one atomic change); prefix = rtc
+    assert robot.set_param("n_execute", 6).successful
+    assert robot.set_param("strategy", "prefix").successful
+    robot.wait_status(lambda s: s["scheduler"]["n_action_steps"] == 6, "n_action_steps 6")
+    assert robot.status["scheduler"]["strategy"] == "rtc"
+    assert not robot.set_param("n_execute", 99).successful  # > chunk size 16, as the field
     robot.instr_pub.publish(String(data="transfer the cube"))
     robot.wait_status(
         lambda s: s["last_inference"]
@@ -188,7 +209,8 @@ def test_trajectory_output_and_lifecycle_cleanup(spawn_node, ros_context, spin_i
         "motus_policy.ros.policy_node",
         "-p", f"image_height:={HW[0]}", "-p", f"image_width:={HW[1]}",
         "-p", "output_interface:=joint_trajectory", "-p", "strategy:=sync",
-        "-p", "n_execute:=8", "-p", "mode:=vla",
+        "-p", "n_action_steps:=0", "-p", "scripted.recommended_n_action_steps:=8",
+        "-p", "mode:=vla",
     )  # fmt: skip
     node.wait_for("READY")
     robot = FakeRobot(ros_context, profile)
@@ -200,7 +222,8 @@ def test_trajectory_output_and_lifecycle_cleanup(spawn_node, ros_context, spin_i
     time.sleep(0.5)
     assert robot.transition(Transition.TRANSITION_CONFIGURE), node.output()
     assert robot.transition(Transition.TRANSITION_ACTIVATE), node.output()
-    robot.wait_status(lambda s: s["chunks"] >= 3, "three chunks")
+    st = robot.wait_status(lambda s: s["chunks"] >= 3, "three chunks")
+    assert st["scheduler"]["n_action_steps"] == 8  # 0 = the backend's recommendation
     plans = [t for t in trajs if len(t.points) > 1]
     assert plans, f"no multi-point trajectory among {len(trajs)}"
     t = plans[-1]
@@ -228,7 +251,7 @@ def test_policy_node_with_backend_process(spawn_node, ros_context, spin_in_backg
     node = spawn_node(
         "motus_policy.ros.policy_node",
         "-p", f"image_height:={HW[0]}", "-p", f"image_width:={HW[1]}",
-        "-p", "backend_process:=true", "-p", "strategy:=prefix", "-p", "n_execute:=4",
+        "-p", "backend_process:=true", "-p", "strategy:=prefix", "-p", "n_execute:=4",  # aliases
         "-p", "mode:=vla", "-p", "ramp_in_s:=0.2", "-p", "scripted.latency_s:=0.05",
         "-p", "status_period_s:=0.2", "-p", "control_loop:=thread",
     )  # fmt: skip
@@ -243,6 +266,7 @@ def test_policy_node_with_backend_process(spawn_node, ros_context, spin_in_backg
     child = int(log.split("backend process pid ")[1].split()[0])
     assert robot.transition(Transition.TRANSITION_ACTIVATE), node.output()
     st = robot.wait_status(lambda s: s["state"] == "running" and s["chunks"] >= 3, "running")
+    assert (st["scheduler"]["strategy"], st["scheduler"]["n_action_steps"]) == ("rtc", 4)
     assert st["timing"]["backend_process"] is True
     assert st["timing"]["control_loop"] == "thread"
     n0 = len(robot.commands)

@@ -1,4 +1,4 @@
-"""Chunk execution strategies with a fake clock: sync, temporal ensemble, prefix (RTC)."""
+"""Chunk execution strategies with a fake clock: sync, temporal ensemble, rtc (RTC)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from motus_policy.runtime.chunking import ChunkScheduler
-from motus_policy.runtime.interpolation import PiecewiseLinear
 from motus_policy.types import ActionChunk
 
 P = 40_000_000  # 25 Hz action period
@@ -25,17 +24,8 @@ def _const(v):
     return np.full((A, 14), v, np.float32)
 
 
-def test_piecewise_linear_interpolates_and_holds():
-    pl = PiecewiseLinear(np.array([0, 10, 20]), np.array([[0.0], [1.0], [3.0]]))
-    assert pl.sample(-5)[0] == 0.0 and pl.sample(5)[0] == 0.5 and pl.sample(15)[0] == 2.0
-    assert pl.sample(99)[0] == 3.0
-    np.testing.assert_allclose(pl.sample_many(np.array([5, 15]))[:, 0], [0.5, 2.0])
-    with pytest.raises(ValueError, match="strictly increasing"):
-        PiecewiseLinear(np.array([0, 0]), np.zeros((2, 1)))
-
-
 def test_sync_executes_n_then_replans_and_holds_meanwhile():
-    s = ChunkScheduler("sync", P, A, n_execute=4)
+    s = ChunkScheduler("sync", P, A, n_action_steps=4)
     assert s.wants_inference(T)
     ticket, prefix = s.begin_request(T)
     assert prefix is None and not s.wants_inference(T)  # in flight
@@ -50,8 +40,8 @@ def test_sync_executes_n_then_replans_and_holds_meanwhile():
 
 def test_sync_starts_a_late_chunk_at_its_arrival():
     """The arm held still during inference, so nothing is stale: even a chunk later than its
-    n_execute actions is executed in full from its arrival (else the arm never moves)."""
-    s = ChunkScheduler("sync", P, A, n_execute=4)
+    n_action_steps actions is executed in full from its arrival (else the arm never moves)."""
+    s = ChunkScheduler("sync", P, A, n_action_steps=4)
     ticket, _ = s.begin_request(T)
     now = T + 10 * P + P // 2  # later than all four executed actions
     assert s.add_chunk(_chunk(T), now, ticket, start=np.full(14, -1.0)) == 0
@@ -61,7 +51,7 @@ def test_sync_starts_a_late_chunk_at_its_arrival():
 
 
 def test_past_actions_are_dropped_not_executed_late():
-    s = ChunkScheduler("prefix", P, A, n_execute=8)
+    s = ChunkScheduler("rtc", P, A, n_action_steps=8)
     ticket, _ = s.begin_request(T)
     now = T + 2 * P + P // 2  # chunk arrives after actions 0 and 1 were due
     dropped = s.add_chunk(_chunk(T), now, ticket, start=np.full(14, 5.0))
@@ -73,7 +63,7 @@ def test_past_actions_are_dropped_not_executed_late():
 
 
 def test_stale_ticket_after_reset_is_ignored():
-    s = ChunkScheduler("prefix", P, A, n_execute=4)
+    s = ChunkScheduler("rtc", P, A, n_action_steps=4)
     ticket, _ = s.begin_request(T)
     s.reset()
     assert s.add_chunk(_chunk(T), T, ticket) == 0
@@ -96,7 +86,7 @@ def test_temporal_ensemble_weights_oldest_highest():
 
 
 def test_prefix_inpaints_exactly_d_committed_actions_and_d_tracks_latency():
-    s = ChunkScheduler("prefix", P, A, n_execute=4, latency_window=2)
+    s = ChunkScheduler("rtc", P, A, n_action_steps=4, latency_window=2)
     ramp = np.tile(np.arange(A, dtype=np.float32)[:, None], (1, 14))
     t, prefix = s.begin_request(T)
     assert prefix is None  # nothing committed yet
@@ -120,13 +110,18 @@ def test_prefix_inpaints_exactly_d_committed_actions_and_d_tracks_latency():
 
 
 def test_prefix_keeps_executing_during_inference():
-    s = ChunkScheduler("prefix", P, A, n_execute=4)
+    s = ChunkScheduler("rtc", P, A, n_action_steps=4)
     t, _ = s.begin_request(T)
     s.add_chunk(_chunk(T), T, t, start=np.zeros(14))
     s.begin_request(T + 4 * P)
     assert s.target(T + 6 * P)[0] == 5.0  # still following the plan, no hold
 
 
-def test_n_execute_bound():
-    with pytest.raises(ValueError, match="n_execute"):
-        ChunkScheduler("sync", P, A, n_execute=A + 1)
+def test_n_action_steps_bound():
+    with pytest.raises(ValueError, match="n_action_steps"):
+        ChunkScheduler("sync", P, A, n_action_steps=A + 1)
+
+
+def test_prefix_is_an_alias_of_rtc():
+    s = ChunkScheduler("prefix", P, A, n_action_steps=4)
+    assert s.strategy == "rtc" and s.stats(0)["strategy"] == "rtc"

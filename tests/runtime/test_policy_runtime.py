@@ -24,7 +24,7 @@ class Rig:
     def __init__(self, clock, config=None, backend_cfg=None):
         self.clock = clock
         self.backend = ScriptedBackend(backend_cfg or ScriptedConfig(latency_s=0.1), clock.advance)
-        cfg = config or PolicyRuntimeConfig(strategy="prefix", n_execute=4, ramp_in_s=0.0)
+        cfg = config or PolicyRuntimeConfig(strategy="rtc", n_action_steps=4, ramp_in_s=0.0)
         self.rt = PolicyRuntime(load_profile("aloha_sim"), cfg, self.backend, clock, HW)
         self.q = np.full(14, 0.1, np.float32)
         self.frozen: set[str] = set()
@@ -117,7 +117,7 @@ def test_out_of_limit_backend_output_never_published(fake_clock):
 
 
 def test_inference_watchdog(fake_clock):
-    cfg = PolicyRuntimeConfig(strategy="sync", n_execute=4, watchdog_inference_s=0.5)
+    cfg = PolicyRuntimeConfig(strategy="sync", n_action_steps=4, watchdog_inference_s=0.5)
     rig = Rig(fake_clock, cfg)
     rig.feed()
     rig.rt.activate(fake_clock(), start_worker=False)
@@ -170,18 +170,61 @@ def test_strategy_switch_at_run_time(fake_clock):
     rig.rt.activate(fake_clock(), start_worker=False)
     for _ in range(10):
         rig.step()
-    for strategy in ("temporal_ensemble", "sync", "prefix"):
+    for strategy in ("temporal_ensemble", "sync", "rtc"):
         rig.rt.update_config(dataclasses.replace(rig.rt.config, strategy=strategy))
         assert rig.rt.scheduler.strategy == strategy
         res = [rig.step() for _ in range(15)][-1]
         assert not res.held, (strategy, res.reason)
-    with pytest.raises(ValueError, match="n_execute"):
-        rig.rt.update_config(dataclasses.replace(rig.rt.config, n_execute=17))
+    with pytest.raises(ValueError, match="n_action_steps"):
+        rig.rt.update_config(dataclasses.replace(rig.rt.config, n_action_steps=17))
+
+
+def test_strategy_prefix_is_an_alias_of_rtc():
+    assert PolicyRuntimeConfig(strategy="prefix").strategy == "rtc"
+    assert dataclasses.replace(PolicyRuntimeConfig(), strategy="prefix").strategy == "rtc"
+
+
+def test_n_action_steps_zero_resolves_to_the_checkpoints_recommendation(fake_clock):
+    zero = PolicyRuntimeConfig(strategy="sync", n_action_steps=0, ramp_in_s=0.0)
+    rig = Rig(fake_clock, zero, ScriptedConfig(recommended_n_action_steps=6))
+    assert rig.backend.recommended_n_action_steps == 6
+    assert rig.rt.resolve_n_action_steps() == rig.rt.scheduler.n_action_steps == 6
+    rig.feed()
+    rig.rt.activate(fake_clock(), start_worker=False)
+    assert [rig.step() for _ in range(10)][-1].held is False
+    assert rig.rt.status(fake_clock())["scheduler"]["n_action_steps"] == 6
+    # a value given explicitly wins; 0 again follows the checkpoint
+    rig.rt.update_config(dataclasses.replace(rig.rt.config, n_action_steps=3))
+    assert rig.rt.scheduler.n_action_steps == 3
+    rig.rt.update_config(dataclasses.replace(rig.rt.config, n_action_steps=0))
+    assert rig.rt.scheduler.n_action_steps == 6
+
+
+def test_n_action_steps_zero_without_a_recommendation_is_the_whole_chunk(fake_clock):
+    zero = PolicyRuntimeConfig(n_action_steps=0)
+    rig = Rig(fake_clock, zero, ScriptedConfig(chunk_size=12))
+    assert rig.backend.recommended_n_action_steps is None
+    assert rig.rt.scheduler.n_action_steps == 12
+
+
+def test_n_action_steps_zero_is_resolved_again_at_activation(fake_clock):
+    """A backend may learn its recommendation when it loads (after the runtime was built)."""
+    zero = PolicyRuntimeConfig(n_action_steps=0)
+    rig = Rig(fake_clock, zero, ScriptedConfig())
+    assert rig.rt.scheduler.n_action_steps == 16
+    rig.backend.config.recommended_n_action_steps = 5
+    rig.feed()
+    rig.rt.activate(fake_clock(), start_worker=False)
+    assert rig.rt.scheduler.n_action_steps == 5
+    rig.rt.deactivate()
+    rig.backend.config.recommended_n_action_steps = 17  # more than the chunk holds
+    with pytest.raises(ValueError, match="n_action_steps: the checkpoint recommends 17"):
+        rig.rt.activate(fake_clock(), start_worker=False)
 
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("strategy", "fast"), ("mode", "x"), ("n_execute", 0), ("num_steps", 1.5),
+    [("strategy", "fast"), ("mode", "x"), ("n_action_steps", -1), ("num_steps", 1.5),
      ("ramp_in_s", -1.0), ("velocity_scale", 1.5), ("watchdog_inference_s", 0.0),
      ("output_interface", "can")],
 )  # fmt: skip

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from motus_policy.robots.aloha_sim.sim import AlohaSim, AlohaSimConfig
 from motus_recorder.profile import load_profile
 from motus_teleop.expert import ExpertConfig, ScriptedExpert, make_expert, run_episode
-from motus_teleop.expert.episode import make_env
 
 
 @pytest.fixture(scope="module")
@@ -16,9 +16,11 @@ def experts() -> dict[str, ScriptedExpert]:
 
 
 def _start(task: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    env = make_env(task, seed)
-    timestep = env.reset()
-    return timestep.observation["qpos"], env.physics.data.qpos[16:].reshape(-1, 7).copy()
+    sim = AlohaSim(AlohaSimConfig(task=task), load_profile("aloha_sim"))
+    sim.reset(seed)
+    start, poses = sim.qpos14(), sim.object_poses()
+    sim.close()
+    return start, poses
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from motus_recorder.profile import load_profile
 
 PROFILE = load_profile("aloha_agilex_2")
 LEFT = PROFILE.arm("left")
-NAMES = [*LEFT.joint_names, LEFT.gripper.joint_name]
+NAMES = list(LEFT.joint_state_names)
 
 
 @pytest.mark.ros

@@ -118,6 +118,7 @@ def test_resume_reproduces_the_uninterrupted_losses_bit_exactly(tiny_dataset, tm
     ):
         assert torch.equal(a, b), k
     assert policy.config.stats_key == "aloha_sim"
+    assert policy.config.recommended_n_action_steps == 16  # recorded: the whole tiny chunk
     assert policy.config.action_rate_hz == pytest.approx(25.0 / 3)
     rng = np.random.default_rng(0)
     obs = Observation(

@@ -8,7 +8,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from motus_policy.model.checkpoint import save_official_checkpoint
-from motus_policy.model.policy import NormalizationStats, PolicyConfig, build_tiny_policy
+from motus_policy.model.normalization import NormalizationStats
+from motus_policy.model.policy import PolicyConfig, build_tiny_policy
 from motus_policy.training.data import MotusEpisodeDataset
 from motus_policy.training.samples import (
     EpisodeSamples,

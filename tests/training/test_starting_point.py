@@ -1,4 +1,4 @@
-"""Starting points: official checkpoints under the stage-transition rules (reference §5.1)."""
+"""Starting points: official checkpoints under the stage-transition rules (docs/motus.md §5.1)."""
 
 from __future__ import annotations
 

@@ -1,13 +1,15 @@
-"""UMT5 text encoder with an instruction -> embedding LRU cache (reference §5.2, keys §7).
+"""UMT5 text encoder with an instruction -> embedding LRU cache.
+
+Sources: docs/motus.md §5.2, docs/checkpoint-format.md §7.
 
 Motus conditions the video expert on the umt5-xxl encoder output, computed the Wan way: the
 instruction is whitespace-cleaned, tokenised with special tokens, padded to 512 positions, the
 encoder runs on all positions with the attention mask, only the first L (real-token) rows are
-kept and the result is zero-padded back to 512 rows (no mask downstream; reference §9.3). The HF
-``UMT5EncoderModel`` is the same architecture as Wan's own T5 code (key map in checkpoint.py).
+kept and the result is zero-padded back to 512 rows (no mask downstream; docs/motus.md §9.3). The
+HF ``UMT5EncoderModel`` is the same architecture as Wan's own T5 code (keys: convert_official.py).
 
 Instructions rarely change within an episode, so the per-instruction embedding is cached: the
-official deployment re-encodes every call (reference §6.2, §8).
+official deployment re-encodes every call (docs/motus.md §6.2, §8).
 """
 
 from __future__ import annotations
@@ -148,7 +150,7 @@ class T5TextEncoder:
 
         Returns:
             ``(B, context_len, d_model)`` in the model dtype; rows past each instruction's token
-            count are exactly zero (reference §1.2, §9.3).
+            count are exactly zero (docs/motus.md §1.2, §9.3).
         """
         rows = self.encode_unpadded(instructions, use_cache=use_cache)
         ref = rows[0]

@@ -1,4 +1,4 @@
-"""Tiny random encoders and tokenizers built in code (no model hub; platform.md §6).
+"""Tiny random encoders and tokenizers built in code (no model hub; docs/platform.md §6).
 
 Used by the CPU tests, the tiny benchmark and the shipped demo checkpoint. The tokenizers are
 byte-level (every UTF-8 byte is one token), so any instruction encodes without an unknown token
@@ -9,7 +9,7 @@ and different instructions give different ids:
   ...) as added special tokens, plus a small chat template with the same structure as
   Qwen3-VL's (a user turn holding text and ``<|vision_start|><|image_pad|><|vision_end|>``).
 
-Model sizes follow the configurations verified in platform.md §6 (a)-(c).
+Model sizes follow the configurations verified in docs/platform.md §6 (a)-(c).
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def tiny_image_processor() -> Qwen2VLImageProcessorPil:
 
 
 def tiny_umt5(vocab_size: int, d_model: int = 64) -> UMT5EncoderModel:
-    """Random ``UMT5EncoderModel``: 2 layers, 4 heads of 16, FFN 128 (platform.md §6)."""
+    """Random ``UMT5EncoderModel``: 2 layers, 4 heads of 16, FFN 128 (docs/platform.md §6)."""
     cfg = UMT5Config(
         vocab_size=vocab_size, d_model=d_model, d_kv=16, d_ff=128, num_layers=2, num_heads=4
     )

@@ -1,11 +1,11 @@
-"""Wan2.2 VAE wrapper with Motus's per-channel latent normalisation (reference §3.3).
+"""Wan2.2 VAE wrapper with Motus's per-channel latent normalisation (docs/motus.md §3.3).
 
 The network is diffusers' :class:`~diffusers.AutoencoderKLWan` with the Wan2.2 settings
 (z = 48, 2x2 patchify, 16x spatial and 4x causal temporal compression). Motus feeds it RGB in
 [-1, 1] (``x * 2 - 1`` from [0, 1]), keeps the posterior **mean** and normalises it per channel,
-``z = (mu - mean_c) / std_c``, with the 48 mean/std values of motus-checkpoint-keys.md §6.
+``z = (mu - mean_c) / std_c``, with the 48 mean/std values of docs/checkpoint-format.md §6.
 Decoding inverts the normalisation; diffusers clamps the decoded pixels to [-1, 1], which we map
-back to [0, 1]. Motus keeps the VAE in fp32 (reference §3.3).
+back to [0, 1]. Motus keeps the VAE in fp32 (docs/motus.md §3.3).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 from diffusers import AutoencoderKLWan
 from torch import nn
 
-# motus-checkpoint-keys.md §6 (channel order 0..47); identical to the Wan2.2-TI2V-5B vae config.
+# docs/checkpoint-format.md §6 (channel order 0..47); identical to the Wan2.2-TI2V-5B vae config.
 WAN22_LATENTS_MEAN: tuple[float, ...] = (
     -0.2289, -0.0052, -0.1323, -0.2339, -0.2799, 0.0174, 0.1838, 0.1557, -0.1382, 0.0542, 0.2813,
     0.0891, 0.1570, -0.0098, 0.0375, -0.1825, -0.2246, -0.1207, -0.0698, 0.5109, 0.2665, -0.2108,
@@ -37,7 +37,7 @@ WAN22_LATENTS_STD: tuple[float, ...] = (
 class VAEConfig:
     """Architecture of the Wan2.2 VAE (diffusers ``AutoencoderKLWan`` arguments).
 
-    Defaults are the full-size Wan2.2-TI2V-5B VAE (platform.md §6, ≈0.7 B parameters);
+    Defaults are the full-size Wan2.2-TI2V-5B VAE (docs/platform.md §6, ≈0.7 B parameters);
     :meth:`tiny` is the 3.6 M-parameter test variant with the same compression factors.
 
     Attributes:
@@ -92,7 +92,7 @@ class VAEConfig:
 
     @classmethod
     def tiny(cls, spatial_factor: int = 16) -> VAEConfig:
-        """Tiny random-init variant known to work with diffusers 0.42.1 (platform.md §6 (a)).
+        """Tiny random-init variant known to work with diffusers 0.42.1 (docs/platform.md §6 (a)).
 
         Args:
             spatial_factor: 16 (Wan2.2: 3 downsampling levels + 2x2 patchify) or 8 (one level

@@ -1,20 +1,20 @@
-"""Frozen Qwen3-VL feature extractor for the understanding expert (reference §1.4).
+"""Frozen Qwen3-VL feature extractor for the understanding expert (docs/motus.md §1.4).
 
 Motus reads the **last hidden state of the language model** for every prompt token (template,
 text and image tokens); no pooling, no lm_head. The prompt is one user message holding the
 T-layout composite and the instruction. The official code differs between training
 (image then text, generation prompt) and deployment (text then image, no generation prompt);
-both are selectable here (reference §9.5). Default: the deployment order.
+both are selectable here (docs/motus.md §9.5). Default: the deployment order.
 
 We build the processor inputs ourselves instead of using ``Qwen3VLProcessor``: in transformers
 5.23 that class requires torchvision for its video processor, which is not installed. The steps
 are the processor's: chat template -> expand each ``<|image_pad|>`` to ``t*h*w / merge^2``
 copies -> tokenize; ``pixel_values``/``image_grid_thw`` from the Qwen2-VL image processor; and
 ``mm_token_type_ids`` (0 text, 1 image), which transformers 5.x requires whenever
-``image_grid_thw`` is passed (platform.md §6 (c)).
+``image_grid_thw`` is passed (docs/platform.md §6 (c)).
 
 Features are cached per observation (key: image bytes + instruction): the official loop re-runs
-the VLM at every denoising step with identical inputs (reference §2.2, §8).
+the VLM at every denoising step with identical inputs (docs/motus.md §2.2, §8).
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """The simulated robot's control loop logic, ROS-free: command arbitration, lockstep, pacing.
 
 :class:`SimRunner` owns an :class:`~motus_policy.robots.aloha_sim.sim.AlohaSim` and one
-:class:`~motus_policy.robots.aloha_sim.trajectory.TrajectoryFollower` per arm. Commands arrive per
-arm either
+:class:`~motus_policy.robots.trajectory.TrajectoryFollower` per arm. Commands arrive per arm either
 as a position stream (:meth:`SimRunner.command`, each message holds its target until the next)
 or as a trajectory (:meth:`SimRunner.trajectory`, interpolated at every physics step). A rejected
 command is never applied; the arm keeps its last valid target.
@@ -32,7 +31,7 @@ import numpy as np
 
 from motus_policy.robots.aloha_sim.commands import CommandRejected
 from motus_policy.robots.aloha_sim.sim import CONTROL_PERIOD_NS, TASKS, AlohaSim, AlohaSimConfig
-from motus_policy.robots.aloha_sim.trajectory import TrajectoryFollower
+from motus_policy.robots.trajectory import TrajectoryFollower
 from motus_recorder import schema
 from motus_recorder.profile import RobotProfile
 
@@ -163,14 +162,12 @@ class SimRunner:
         """Follow a trajectory; ``stamp_ns`` 0 means "start at the current sim time".
 
         Raises:
-            CommandRejected: see :meth:`TrajectoryFollower.load`; the old target stays.
+            CommandRejected: see :meth:`TrajectoryFollower.set`; the old target stays.
         """
         with self._lock:
             self._check_stamp(arm, stamp_ns)
-            now = self._now_ns
-            start = now if stamp_ns == 0 else int(stamp_ns)
             cur = self._pose[schema.ARM_SLICES[arm]]
-            self._follower(arm).load(times_from_start_ns, positions, start, now, cur)
+            self._follower(arm).set(stamp_ns, times_from_start_ns, positions, self._now_ns, cur)
             self._fresh[arm] = True
 
     def _check_stamp(self, arm: str, stamp_ns: int) -> None:
@@ -209,7 +206,9 @@ class SimRunner:
         )
         with self._lock:
             self._followers = {
-                arm: TrajectoryFollower(self.profile, arm, target[sl])
+                arm: TrajectoryFollower.for_arm(
+                    self.profile, arm, error=CommandRejected, initial=target[sl]
+                )
                 for arm, sl in schema.ARM_SLICES.items()
             }
             self._fresh = dict.fromkeys(schema.ARM_NAMES, False)

@@ -6,7 +6,7 @@ from ``ASSETS_DIR/bimanual_viperx_<task>.xml``, ``TransferCubeTask`` / ``Inserti
 flat_observation=False)``) and seeds it exactly as ``AlohaEnv.reset(seed=...)`` does, so a seed
 gives the same object pose here and in ``gym.make("gym_aloha/AlohaTransferCube-v0")``.
 
-Two differences, both for speed (platform.md §9):
+Two differences, both for speed (docs/platform.md §9):
 
 - the task's ``get_observation`` is overridden to return joint state only. gym-aloha's renders
   three 480x640 cameras on every step (6.9 steps/s); stepping here never renders;
@@ -38,13 +38,18 @@ from gym_aloha.tasks import sim as aloha_tasks
 from gym_aloha.utils import sample_box_pose, sample_insertion_pose
 
 from motus_policy.robots.aloha_sim.commands import CommandRejected, check_joint_vector
+from motus_policy.robots.aloha_sim.tasks import TASKS
 from motus_recorder import schema
 from motus_recorder.profile import RobotProfile
 
-__all__ = ["TASKS", "AlohaSim", "AlohaSimConfig", "CommandRejected"]
-
-TASKS = ("transfer_cube", "insertion")
-"""gym-aloha joint-space tasks (``gym_aloha/AlohaTransferCube-v0``, ``AlohaInsertion-v0``)."""
+__all__ = [
+    "TASKS",
+    "AlohaSim",
+    "AlohaSimConfig",
+    "CommandRejected",
+    "initial_object_pose",
+    "load_physics",
+]
 
 DT_S = float(aloha_constants.DT)
 """Control period of gym-aloha, s (0.02 s = 50 Hz; 10 physics substeps of 2 ms)."""
@@ -129,6 +134,20 @@ _TASK_SPECS = {
 }
 
 
+def load_physics(task: str) -> mujoco.Physics:
+    """A fresh joint-space physics of ``task``: ``ASSETS_DIR/bimanual_viperx_<task>.xml``.
+
+    The scene gym_aloha/env.py loads for the task; the simulator and the scripted expert's
+    private IK model both come from here.
+
+    Raises:
+        ValueError: unknown task (the message lists :data:`TASKS`).
+    """
+    if task not in _TASK_SPECS:
+        raise ValueError(f"task: expected one of {list(TASKS)}, got {task!r}")
+    return mujoco.Physics.from_xml_path(str(aloha_constants.ASSETS_DIR / _TASK_SPECS[task][0]))
+
+
 def initial_object_pose(task: str, seed: int | None) -> np.ndarray:
     """The object pose gym-aloha's ``AlohaEnv.reset(seed)`` writes to ``BOX_POSE[0]``.
 
@@ -167,9 +186,9 @@ class AlohaSim:
             )
         self.config = config
         self.profile = profile
-        xml, task_cls, n_objects = _TASK_SPECS[config.task]
+        _, task_cls, n_objects = _TASK_SPECS[config.task]
         self.n_objects = n_objects
-        physics = mujoco.Physics.from_xml_path(str(aloha_constants.ASSETS_DIR / xml))
+        physics = load_physics(config.task)
         self._task = task_cls()
         self._env = control.Environment(
             physics,

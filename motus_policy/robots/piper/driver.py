@@ -2,7 +2,7 @@
 
 Units: our side speaks SI (joints in rad, gripper stroke in m, effort in N*m); piper-sdk speaks
 integers: joints in 0.001 deg, gripper stroke in 0.001 mm, gripper effort in 0.001 N*m (0-5000)
-(piper-sdk 0.6.2 ``JointCtrl`` / ``GripperCtrl`` docstrings; platform.md §4).
+(piper-sdk 0.6.2 ``JointCtrl`` / ``GripperCtrl`` docstrings; docs/platform.md §4).
 Conversions round to the nearest integer unit, so a command is exact to 0.5e-3 deg and 0.5 um.
 
 Safety: every command is checked before anything is sent. A NaN/inf or a value outside the
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from motus_recorder.profile import ArmProfile
+from motus_recorder.profile import ArmProfile, check_positions
 
 MDEG_PER_RAD = 180_000.0 / math.pi
 """0.001 deg per rad (piper-sdk joint unit)."""
@@ -150,7 +150,7 @@ def m_to_um(x_m: float) -> int:
 
 
 def connect_piper(can_channel: str, can_interface: str = "socketcan") -> Any:
-    """Create and connect a ``C_PiperInterface_V2`` on a CAN channel (platform.md §4).
+    """Create and connect a ``C_PiperInterface_V2`` on a CAN channel (docs/platform.md §4).
 
     ``can_interface`` is a python-can interface name: ``socketcan`` on the robot, ``virtual`` in
     tests (then the SDK's SocketCAN link check is skipped). The SDK keeps one instance per
@@ -226,31 +226,36 @@ class PiperArm:
 
     # -- commands ----------------------------------------------------------------------------
     def check_command(self, joints_rad: np.ndarray, gripper_m: float | None) -> np.ndarray:
-        """Validate a command; returns joints as float64 (6,).
+        """Validate a command (:func:`motus_recorder.profile.check_positions`).
+
+        Args:
+            joints_rad: float (6,) joint targets, rad.
+            gripper_m: gripper stroke target, m, or None (no gripper command).
+
+        Returns:
+            The joints as float64 (6,).
 
         Raises:
-            CommandRejectedError: wrong shape, NaN/inf, or outside the profile limits.
+            CommandRejectedError: wrong shape, NaN/inf, or outside the profile limits; the
+                message names the first offending joint, its value and the limits.
         """
-        q = np.asarray(joints_rad, dtype=np.float64)
-        if q.shape != (6,):
-            raise CommandRejectedError(f"expected 6 joint positions (rad), got shape {q.shape}")
-        names = self.config.joint_names
-        bad = [names[i] for i in np.flatnonzero(~np.isfinite(q))]
-        if bad:
-            raise CommandRejectedError(f"non-finite joint command for {bad}: {q.tolist()}")
-        out = np.flatnonzero((q < self._lo) | (q > self._hi))
-        if out.size:
-            detail = ", ".join(
-                f"{names[i]}={q[i]:.4f} not in [{self._lo[i]:.4f}, {self._hi[i]:.4f}]" for i in out
-            )
-            raise CommandRejectedError(f"joint command out of limits (rad): {detail}")
+        q = check_positions(
+            joints_rad,
+            self.config.joint_names,
+            self._lo,
+            self._hi,
+            "joint command (rad)",
+            error=CommandRejectedError,
+        )
         if gripper_m is not None:
-            g = float(gripper_m)
-            lo, hi = self.config.gripper_min_m, self.config.gripper_max_m
-            if not (math.isfinite(g) and lo <= g <= hi):
-                raise CommandRejectedError(
-                    f"gripper command {self.config.gripper_joint_name}={g!r} m not in [{lo}, {hi}]"
-                )
+            check_positions(
+                np.array([float(gripper_m)]),
+                (self.config.gripper_joint_name,),
+                np.array([self.config.gripper_min_m]),
+                np.array([self.config.gripper_max_m]),
+                "gripper command (m)",
+                error=CommandRejectedError,
+            )
         return q
 
     def command(self, joints_rad: np.ndarray, gripper_m: float | None = None) -> None:

@@ -1,8 +1,8 @@
 """A fake AgileX Piper arm at the CAN boundary, for tests without hardware.
 
 The fake sits on python-can's in-process ``virtual`` bus (SocketCAN/vcan are unavailable here,
-platform.md §4) and speaks the Piper CAN protocol as decoded by piper-sdk 0.6.2
-(``piper_sdk/protocol/protocol_v2/piper_protocol_v2.py``; IDs in platform.md §4):
+docs/platform.md §4) and speaks the Piper CAN protocol as decoded by piper-sdk 0.6.2
+(``piper_sdk/protocol/protocol_v2/piper_protocol_v2.py``; IDs in docs/platform.md §4):
 
 * it decodes ``0x150`` MotionCtrl_1 (byte 0: 0x01 e-stop, 0x02 resume), ``0x151`` MotionCtrl_2
   (byte 0 control mode), ``0x155``-``0x157`` JointCtrl (two big-endian int32 per frame, 0.001 deg),
@@ -17,7 +17,7 @@ platform.md §4) and speaks the Piper CAN protocol as decoded by piper-sdk 0.6.2
 
 As a *leader* (teaching) arm it instead emits JointCtrl ``0x155``-``0x157`` and GripperCtrl
 ``0x159`` frames from a scripted motion, as a real Piper set to ``MasterSlaveConfig(0xFA, ...)``
-does on its bus (platform.md §4, "teleop").
+does on its bus (docs/platform.md §4, "teleop").
 
 Threads: one daemon thread owns the bus; ``frames_seen``/``state`` may be called from any thread.
 """

@@ -3,7 +3,7 @@
 One :class:`RealSenseCamera` per camera, selected by serial number (the profile's
 ``camera.source``). The device boundary is a small *stream* object (:class:`FrameStream`): on the
 robot :class:`PipelineStream` (an ``rs.pipeline`` restricted to one serial); in tests a
-``rs.software_device`` stream (motus_policy/robots/realsense/fake.py, platform.md §5). Both
+``rs.software_device`` stream (motus_policy/robots/realsense/fake.py, docs/platform.md §5). Both
 return real ``rs.frame`` objects, so decoding and time mapping are the same code.
 
 Time mapping (device clock -> host clock, int ns), by the frame's timestamp domain:
@@ -18,7 +18,7 @@ Time mapping (device clock -> host clock, int ns), by the frame's timestamp doma
   estimation, e.g. NTP's clock filter). Stamps therefore never lie in the future of the arrival.
 
 Absent or unplugged cameras: opening raises (librealsense: ``RuntimeError: No device connected``,
-platform.md §5) or frames stop for ``frame_timeout_s``; the camera then reports the error in
+docs/platform.md §5) or frames stop for ``frame_timeout_s``; the camera then reports the error in
 :attr:`RealSenseCamera.status` and retries with exponential backoff
 (``retry_initial_s`` doubling up to ``retry_max_s``).
 

@@ -1,4 +1,6 @@
-"""Fake RealSense cameras at the device boundary: ``rs.software_device`` streams (platform.md §5).
+"""Fake RealSense cameras at the device boundary: ``rs.software_device`` streams.
+
+Source: docs/platform.md §5.
 
 A :class:`SoftwareCameraRig` holds software devices by serial number and acts as the
 :data:`~motus_policy.robots.realsense.driver.Opener` of :class:`RealSenseCamera`. Frames pushed
