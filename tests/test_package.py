@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -54,3 +55,33 @@ def test_test_module_basenames_are_unique():
     names = [p.name for p in (REPO / "tests").rglob("*.py") if p.name != "conftest.py"]
     dupes = sorted({n for n in names if names.count(n) > 1})
     assert not dupes, f"duplicate test module names: {dupes}"
+
+
+def test_code_cites_only_documents_that_ship():
+    """Comments and docs cite files of this repository (docs/*.md), the paper or upstream code."""
+    outside = re.compile(
+        r"reference §|ref §|keys §|(?<!docs/)platform\.md|anchors\.md|house-style|DESIGN\.md"
+        r"|motus-reference|motus-checkpoint-keys"
+    )
+    cited = re.compile(r"docs/([\w-]+\.md)")
+    roots = ("motus_policy", "motus_teleop", "motus_recorder", "benchmarks", "tests", "config",
+             "launch", "scripts", "docs")  # fmt: skip
+    paths = [p for r in roots for p in (REPO / r).rglob("*")]
+    paths += [REPO / n for n in ("README.md", "Makefile", "requirements.txt", "setup.py")]
+    bad, missing = [], []
+    for path in sorted(paths):
+        rel = path.relative_to(REPO).as_posix()
+        if path.suffix not in {".py", ".md", ".yaml", ".txt", ".sh", ""} or not path.is_file():
+            continue
+        if rel == "tests/test_package.py":
+            continue
+        for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            hit = outside.search(line)
+            # inside docs/, "platform.md" is a relative link to our own docs/platform.md
+            own_link = hit is not None and hit.group() == "platform.md" and rel.startswith("docs/")
+            if hit and not own_link:
+                bad.append(f"{rel}:{n}: {line.strip()}")
+            missing += [f"{rel}:{n}: docs/{m}" for m in cited.findall(line)
+                        if not (REPO / "docs" / m).is_file()]  # fmt: skip
+    assert not bad, "citations of documents that are not in the repository:\n" + "\n".join(bad)
+    assert not missing, "citations of docs/ files that do not exist:\n" + "\n".join(missing)

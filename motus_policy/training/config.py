@@ -241,7 +241,7 @@ class TrainConfig:
         default=None,
         metadata={
             "description": "weight of the action MSE against the video MSE in the loss, saved "
-            "with the checkpoint (None keeps the init checkpoint's / preset's; the reference's "
+            "with the checkpoint (None keeps the init checkpoint's / preset's; the official value "
             "is 1.0, docs/motus.md §2.1)"
         },
     )
