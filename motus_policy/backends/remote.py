@@ -301,21 +301,30 @@ class RemoteBackend:
         """The wrapped backend's frame offsets (int ns; empty before load or without idm)."""
         return self._props["video_frame_offsets_ns"]
 
+    def _child_gone(self, exc: BaseException) -> RemoteBackendError:
+        """Record that the child died (with its exit code) and return the error to raise.
+
+        Both ends of the pipe can notice first (a failed send or an EOF on
+        receive); either way the message names the pid and the exit code
+        (negative = killed by that signal), waiting up to 1 s for it.
+        """
+        try:
+            code = self._proc.wait(1.0)
+        except subprocess.TimeoutExpired:
+            code = None
+        self._dead = self._dead or (
+            f"backend process ({self.kind}, pid {self._proc.pid}) exited "
+            f"(exit code {code}; {type(exc).__name__}: {exc})"
+        )
+        return RemoteBackendError(self._dead)
+
     def _reply(self, progress: Callable[[str], None] | None) -> Any:
         """Wait for the answer to the last request, forwarding progress lines."""
         while True:
             try:
                 msg = _recv(self._conn)
             except (EOFError, OSError) as exc:
-                try:
-                    code = self._proc.wait(1.0)
-                except subprocess.TimeoutExpired:
-                    code = None
-                self._dead = (
-                    f"backend process ({self.kind}, pid {self._proc.pid}) exited "
-                    f"(exit code {code})"
-                )
-                raise RemoteBackendError(self._dead) from exc
+                raise self._child_gone(exc) from exc
             if msg[0] == "progress":
                 if progress is not None:
                     progress(msg[1])
@@ -343,8 +352,7 @@ class RemoteBackend:
             try:
                 _send(self._conn, (op, args, options))
             except (OSError, ValueError) as exc:  # broken pipe / closed connection
-                self._dead = self._dead or f"backend process ({self.kind}) is gone: {exc}"
-                raise RemoteBackendError(self._dead) from exc
+                raise self._child_gone(exc) from exc
             return self._reply(progress)
 
     def load(self, progress: Callable[[str], None] | None = None) -> None:
