@@ -6,6 +6,7 @@ After `colcon build` in ros2_ws/: `ros2 run motus_policy <node>` and
 """
 
 from glob import glob
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
@@ -35,6 +36,21 @@ CLIS = {
     "motus-lifecycle": "motus_policy.cli.ros.lifecycle:main",
 }
 
+
+def _checkpoint_data_files() -> list[tuple[str, list[str]]]:
+    """The embedded checkpoints, to share/motus_policy/checkpoints/<name>/ (one entry per folder).
+
+    Installed as data (not package data) so a plain `colcon build` or `pip install .` puts them
+    where motus_recorder.share.embedded_checkpoint_dir looks, under their short names.
+    """
+    out: dict[str, list[str]] = {}
+    for path in sorted(Path("motus_policy/checkpoints").rglob("*")):
+        if path.is_file():
+            rel = path.parent.relative_to("motus_policy")
+            out.setdefault(f"share/{PACKAGE}/{rel.as_posix()}", []).append(path.as_posix())
+    return list(out.items())
+
+
 setup(
     name=PACKAGE,
     version="0.1.0",
@@ -47,9 +63,8 @@ setup(
         (f"share/{PACKAGE}/config/nodes", glob("config/nodes/*.yaml")),
         (f"share/{PACKAGE}/config/bringup", glob("config/bringup/*.yaml")),
         (f"share/{PACKAGE}/config/dds", glob("config/dds/*.xml")),
+        *_checkpoint_data_files(),
     ],
-    package_data={"motus_policy": ["checkpoints/**/*"]},
-    include_package_data=True,
     zip_safe=False,
     maintainer="Motus ROS 2 maintainers",
     maintainer_email="maintainers@motus-ros.dev",

@@ -26,9 +26,13 @@ import numpy as np
 import yaml
 
 from motus_recorder import schema
+from motus_recorder.share import share_dir
 
-PROFILE_DIR = Path(__file__).resolve().parent.parent / "config" / "robots"
-"""Profiles shipped with the source tree (also installed to the package share directory)."""
+
+def profile_dir() -> Path:
+    """Folder of the shipped profiles: ``<share>/config/robots`` (see motus_recorder.share)."""
+    return share_dir() / "config" / "robots"
+
 
 GRIPPER_UNITS = ("normalized", "m", "rad")
 COMMAND_INTERFACES = ("joint_state", "joint_trajectory")
@@ -495,9 +499,9 @@ def load_profile(name_or_path: str | os.PathLike[str]) -> RobotProfile:
     """
     p = Path(name_or_path)
     if p.suffix not in (".yaml", ".yml"):
-        p = PROFILE_DIR / f"{name_or_path}.yaml"
+        p = profile_dir() / f"{name_or_path}.yaml"
     if not p.is_file():
-        known = sorted(x.stem for x in PROFILE_DIR.glob("*.yaml"))
+        known = sorted(x.stem for x in profile_dir().glob("*.yaml"))
         raise FileNotFoundError(f"no robot profile {str(name_or_path)!r}; shipped: {known}")
     with open(p, encoding="utf-8") as f:
         try:

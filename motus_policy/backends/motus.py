@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,7 @@ import torch
 from motus_policy.backends.base import FRAME_MODES, check_mode
 from motus_policy.types import ActionChunk, Observation
 from motus_recorder.profile import RobotProfile
+from motus_recorder.share import embedded_checkpoint_dir
 
 TINY_RANDOM = "tiny-random"
 
@@ -32,7 +34,9 @@ class MotusBackend:
     Args:
         profile: the robot profile; its ``record_rate_hz`` must be an integer multiple g of the
             checkpoint's action rate (actions are trained every g-th recorded frame).
-        checkpoint: folder written by ``MotusPolicy.save_pretrained``, or ``"tiny-random"``.
+        checkpoint: folder written by ``MotusPolicy.save_pretrained``, the short name of a
+            checkpoint shipped with the package (``aloha_sim_tiny``, found by
+            :func:`motus_recorder.share.embedded_checkpoint_dir`), or ``"tiny-random"``.
         device: ``cpu``, ``cuda[:i]`` or ``auto`` (CUDA when available); bf16 on CUDA, fp32 on
             CPU.
         seed: seed of the initial noise; each chunk uses ``seed + chunk index`` so runs are
@@ -40,7 +44,8 @@ class MotusBackend:
 
     Raises:
         ValueError: empty checkpoint path, or an action rate that disagrees with the profile.
-        FileNotFoundError: the checkpoint folder does not exist.
+        FileNotFoundError: the checkpoint folder does not exist / no shipped checkpoint has
+            that short name (the message lists the shipped ones).
     """
 
     def __init__(self, profile: RobotProfile, checkpoint: str, device: str = "cpu", seed: int = 0):
@@ -50,7 +55,10 @@ class MotusBackend:
                 f"or {TINY_RANDOM!r}, got an empty string"
             )
         if checkpoint != TINY_RANDOM and not Path(checkpoint).is_dir():
-            raise FileNotFoundError(f"motus.checkpoint: no checkpoint folder at {checkpoint}")
+            if os.sep in checkpoint or "/" in checkpoint:
+                raise FileNotFoundError(f"motus.checkpoint: no checkpoint folder at {checkpoint}")
+            # a short name: a checkpoint shipped with the package (installed or source tree)
+            checkpoint = str(embedded_checkpoint_dir(checkpoint))
         self.profile = profile
         self.checkpoint = checkpoint
         if device == "auto":

@@ -29,8 +29,7 @@ from typing import Any
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-"""Source-tree root; plays the role of the package share directory in pip installs."""
+from motus_recorder.share import share_dir
 
 _ARG = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -169,14 +168,15 @@ def load_bringup(
 
     Args:
         name_or_path: description name (``sim``) or a YAML path.
-        base_dir: the package share directory (launch files) or repository root (default);
+        base_dir: the package share directory; default :func:`motus_recorder.share.share_dir`
+            (the source tree in development, ``<prefix>/share/motus_policy`` when installed);
             relative ``parameter_files`` resolve against it.
 
     Raises:
         FileNotFoundError: no such description, or a parameter file it names is missing.
         BringupError: malformed description (the message names the field).
     """
-    base = Path(base_dir) if base_dir is not None else REPO_ROOT
+    base = Path(base_dir) if base_dir is not None else share_dir()
     p = Path(name_or_path)
     if p.suffix not in (".yaml", ".yml"):
         p = base / "config" / "bringup" / f"{name_or_path}.yaml"

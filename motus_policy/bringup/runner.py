@@ -22,9 +22,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from motus_policy.bringup.description import REPO_ROOT, NodeSpec, load_bringup
+from motus_policy.bringup.description import NodeSpec, load_bringup
+from motus_recorder.share import share_dir
 
-DDS_PROFILE = REPO_ROOT / "config" / "dds" / "fastdds_shm.xml"
+CODE_ROOT = Path(__file__).resolve().parents[2]
+"""The folder holding ``motus_policy/`` (source tree or site-packages): the nodes' working dir,
+so ``python -m`` finds the same code as this process."""
 STOP_TIMEOUT_S = 10.0
 """Time a node gets to exit after SIGINT before it is killed."""
 
@@ -36,7 +39,8 @@ def bringup_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     (docs/platform.md §1.4).
     """
     env = dict(os.environ if base is None else base)
-    env.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(DDS_PROFILE))
+    dds = share_dir() / "config" / "dds" / "fastdds_shm.xml"
+    env.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(dds))
     env.setdefault("MUJOCO_GL", "egl")
     env["PYTHONUNBUFFERED"] = "1"
     return env
@@ -88,7 +92,7 @@ class BringupRunner:
         for node in self.nodes:
             p = subprocess.Popen(
                 self.command(node),
-                cwd=REPO_ROOT,
+                cwd=CODE_ROOT,
                 env=self.env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,

@@ -26,10 +26,13 @@ from motus_policy.evaluation.sim_eval import format_summary, summarize
 from motus_policy.robots.aloha_sim.tasks import TASKS
 from motus_policy.runtime.config import PolicyRuntimeConfig
 from motus_recorder.profile import load_profile
+from motus_recorder.share import embedded_checkpoint_dir
 
 HELD_OUT_SEED_START = 100_000
 """Demo seeds start here: disjoint from the recording seeds (0..) of the embedded checkpoint."""
-EMBEDDED_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "aloha_sim_tiny"
+EMBEDDED_CHECKPOINT = "aloha_sim_tiny"
+"""Short name of the embedded checkpoint; the backend finds it in the source tree or the installed
+package share (motus_recorder.share.embedded_checkpoint_dir)."""
 POLICY_NODE = "motus_policy"
 
 
@@ -65,7 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--task", default="transfer_cube", choices=TASKS)
     ap.add_argument("--episodes", type=int, default=20, help="number of episodes (default 20)")
     ap.add_argument("--seed-start", type=int, default=HELD_OUT_SEED_START)
-    ap.add_argument("--checkpoint", default=str(EMBEDDED_CHECKPOINT), help="Motus checkpoint")
+    ap.add_argument(
+        "--checkpoint",
+        default=str(EMBEDDED_CHECKPOINT),
+        help="Motus checkpoint: a folder (save_pretrained), a shipped one by name, or tiny-random",
+    )
     add_options(
         ap,
         PolicyRuntimeConfig,
@@ -92,10 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     ns = ap.parse_args(argv)
     if (
         ns.agent == "policy"
-        and not Path(ns.checkpoint).is_dir()
         and ns.checkpoint != "tiny-random"
+        and not Path(ns.checkpoint).is_dir()
     ):
-        ap.error(f"no checkpoint folder at {ns.checkpoint}")
+        try:
+            embedded_checkpoint_dir(ns.checkpoint)
+        except FileNotFoundError as exc:
+            ap.error(f"--checkpoint: no checkpoint folder at {ns.checkpoint}, and {exc}")
 
     from motus_policy.cli.ros.imagination_video import ImaginationVideo
     from motus_policy.cli.ros.sim_eval_client import SimEvalClient, init_context

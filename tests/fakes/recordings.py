@@ -8,14 +8,14 @@ import numpy as np
 import yaml
 
 from motus_recorder.episode import Frame
-from motus_recorder.profile import PROFILE_DIR, RobotProfile
+from motus_recorder.profile import RobotProfile, profile_dir
 
 CAM_H, CAM_W = 48, 64
 
 
 def write_small_profile(path: Path, rate_hz: float = 25.0) -> Path:
     """aloha_sim with 64x48 cameras (test-sized images), written to ``path``."""
-    data = yaml.safe_load((PROFILE_DIR / "aloha_sim.yaml").read_text())
+    data = yaml.safe_load((profile_dir() / "aloha_sim.yaml").read_text())
     data["name"] = "aloha_sim_small"
     data["record_rate_hz"] = rate_hz
     for cam in data["cameras"]:
