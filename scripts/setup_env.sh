@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Bootstrap a fresh machine for this project: apt packages when missing, then .venv with every
 # pinned dependency (requirements.txt under constraints.txt, which keeps torch on the CPU build).
-# Idempotent and cheap when nothing changed: pip runs only when requirements.txt or
-# constraints.txt changed since the last run (their hash is stamped into .venv/.motus-stamp).
+# Idempotent and cheap when nothing changed: pip runs only when requirements.txt,
+# constraints.txt or setup.py changed since the last run (their hash is stamped into .venv/.motus-stamp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +20,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 PY=${PYTHON:-python3}
-stamp=$(cat requirements.txt constraints.txt | sha256sum | cut -c1-16)
+stamp=$(cat requirements.txt constraints.txt setup.py | sha256sum | cut -c1-16)
 if [ -f .venv/.motus-stamp ] && [ "$(cat .venv/.motus-stamp)" = "$stamp" ]; then
   exit 0
 fi
@@ -34,6 +34,10 @@ else
 fi
 # (the machine's pip config may list local indexes that do not exist: hide only those warnings)
 .venv/bin/python -m pip install -q -c constraints.txt -r requirements.txt 2>&1 \
+  | { grep -v "is neither a file nor a directory" || true; }
+# the project itself, editable: the README's CLIs (motus-eval, motus-dataset, motus-train, ...)
+# land in .venv/bin and run this source tree; no dependencies are resolved here (all pinned above)
+.venv/bin/python -m pip install -q --no-deps --no-build-isolation -e . 2>&1 \
   | { grep -v "is neither a file nor a directory" || true; }
 echo "$stamp" > .venv/.motus-stamp
 echo "[setup] .venv ready"

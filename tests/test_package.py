@@ -85,3 +85,46 @@ def test_code_cites_only_documents_that_ship():
                         if not (REPO / "docs" / m).is_file()]  # fmt: skip
     assert not bad, "citations of documents that are not in the repository:\n" + "\n".join(bad)
     assert not missing, "citations of docs/ files that do not exist:\n" + "\n".join(missing)
+
+
+def _ros_packages_imported() -> set[str]:
+    """Top-level ROS 2 packages the code imports (rclpy, ament_index_python, *_msgs, ...)."""
+    ros = {"rclpy", "ament_index_python", "launch", "launch_ros", "rcl_interfaces"}
+    found: set[str] = set()
+    for pkg in ("motus_policy", "motus_recorder", "motus_teleop"):
+        for path in (REPO / pkg).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                names = []
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    names = [node.module]
+                for name in names:
+                    top = name.split(".")[0]
+                    if top in ros or top.endswith(("_msgs", "_srvs", "_interfaces")):
+                        found.add(top)
+    return found
+
+
+def test_package_xml_declares_every_ros_package_the_code_imports():
+    root = ET.parse(REPO / "package.xml").getroot()
+    deps = {e.text for e in root.findall("exec_depend")}
+    missing = sorted(_ros_packages_imported() - deps)
+    assert not missing, f"package.xml lacks <exec_depend> for {missing}"
+
+
+def test_readme_commands_exist_after_setup():
+    """Every `motus-*` CLI and `.venv/bin/<tool>` the README names is installed by make setup."""
+    import sys
+
+    text = (REPO / "README.md").read_text()
+    clis = set(_setup_dict("CLIS"))
+    named = set(re.findall(r"(?<![\w/.-])(motus-[a-z0-9-]+)(?![\w.-])", text))
+    assert named, "the README names no motus-* command"
+    assert named <= clis, f"README names commands setup.py does not install: {named - clis}"
+    bindir = Path(sys.executable).parent
+    if (REPO / ".venv").resolve() not in bindir.resolve().parents:
+        return  # not running from the project's venv: only the entry-point check applies
+    tools = set(re.findall(r"\.venv/bin/([A-Za-z0-9_.-]+)", text)) | named
+    absent = sorted(t for t in tools if not (bindir / t).exists())
+    assert not absent, f"README commands missing from {bindir}: {absent} (run make setup)"
