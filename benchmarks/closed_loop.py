@@ -151,17 +151,22 @@ def run_check(
     bringup_args: dict[str, str] | None = None,
     log_dir: str | None = None,
     echo: bool = False,
+    share_dir: str | None = None,
+    runner_kwargs: dict | None = None,
 ) -> list[StrategyReport]:
     """Start the ``sim`` bring-up and run each strategy for ``seconds`` of sim time.
+
+    ``share_dir`` (the description's parameter files) and ``runner_kwargs`` (passed to
+    :class:`BringupRunner`: ``env``, ``executable_dir``) run an installed copy instead.
 
     Raises:
         TimeoutError: the graph did not come up, or sim time stopped advancing.
     """
     profile = load_profile("aloha_sim")
     period_ns = round(1e9 / profile.control_rate_hz)
-    nodes = load_bringup("sim").resolve(bringup_args or {})
+    nodes = load_bringup("sim", base_dir=share_dir).resolve(bringup_args or {})
     reports = []
-    with BringupRunner(nodes, log_dir=log_dir, echo=echo) as runner:
+    with BringupRunner(nodes, log_dir=log_dir, echo=echo, **(runner_kwargs or {})) as runner:
         runner.wait_ready(timeout_s=120)
         ctx = Context()
         rclpy.init(context=ctx)

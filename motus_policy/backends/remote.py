@@ -249,7 +249,9 @@ class RemoteBackend:
         if threads > 0:
             env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(int(threads))
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", __name__, str(child_sock.fileno()), str(os.getpid())],
+            # -P: no working directory on sys.path, so the child imports the same code as this
+            # process (PYTHONPATH above), not a source tree the node happens to be started in
+            [sys.executable, "-P", "-m", __name__, str(child_sock.fileno()), str(os.getpid())],
             pass_fds=(child_sock.fileno(),),
             env=env,
         )

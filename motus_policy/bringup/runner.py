@@ -60,6 +60,9 @@ class BringupRunner:
         log_dir: if given, each node's output is also written to ``<log_dir>/<name>.log``.
         echo: forward node output to ``stream`` with a ``[name]`` prefix.
         env: environment for the nodes (default: :func:`bringup_env`).
+        executable_dir: run each node's installed executable from this folder (a colcon
+            install space's ``lib/motus_policy``, as ``ros2 run`` does) with this interpreter,
+            instead of ``python -m <module>`` from the code this process runs.
     """
 
     def __init__(
@@ -69,8 +72,10 @@ class BringupRunner:
         echo: bool = True,
         env: Mapping[str, str] | None = None,
         stream: TextIO | None = None,
+        executable_dir: str | Path | None = None,
     ):
         self.nodes = tuple(nodes)
+        self.executable_dir = Path(executable_dir) if executable_dir is not None else None
         self.log_dir = Path(log_dir) if log_dir else None
         self.echo = echo
         self.env = dict(env) if env is not None else bringup_env()
@@ -82,6 +87,8 @@ class BringupRunner:
 
     def command(self, node: NodeSpec) -> list[str]:
         """The exact command line used for ``node``."""
+        if self.executable_dir is not None:
+            return [sys.executable, str(self.executable_dir / node.executable), *node.ros_args()]
         return [sys.executable, "-m", node.module, *node.ros_args()]
 
     def start(self) -> None:
