@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image
 
 from motus_policy.robots.realsense.driver import (
@@ -73,10 +72,11 @@ class RealSenseCameraNode(Node):
             "retry_max_s": RETRY_MAX_S,
         }
         params = [self.declare_parameter(n, v) for n, v in scalars.items()]
-        params.append(self.declare_parameter("cameras", Parameter.Type.STRING_ARRAY))
         get = {p.name: p.value for p in params}
         profile = load_profile(get["profile"])
-        names = list(get["cameras"] or profile.camera_names)
+        # declared with the profile's cameras as the value (not by type only), so GetParameters
+        # and `ros2 param dump` show which cameras run
+        names = list(self.declare_parameter("cameras", list(profile.camera_names)).value)
         self.rig: SoftwareCameraRig | None = None
         opener = PipelineStream
         if get["fake_cameras"]:
@@ -105,14 +105,23 @@ class RealSenseCameraNode(Node):
             self.rig.start_autoplay()
         self.create_timer(1.0 / get["poll_rate_hz"], self._on_poll)
         self.create_timer(get["diagnostics_period_s"], self._on_diagnostics)
+        self._ready_logged = False
+        self._delivered: set[str] = set()  # cameras that delivered at least one frame
         self.get_logger().info(
-            f"READY realsense cameras {names} ({'fake' if self.rig else 'hardware'})"
+            f"started realsense cameras {names} ({'fake' if self.rig else 'hardware'}); "
+            "ready once each has delivered a frame"
         )
 
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
 
     def _on_poll(self) -> None:
+        self._poll_cameras()
+        if not self._ready_logged and len(self._delivered) == len(self.cams):
+            self._ready_logged = True  # READY means streaming, not merely started
+            self.get_logger().info(f"READY realsense cameras {sorted(self._delivered)}")
+
+    def _poll_cameras(self) -> None:
         for cam, image_pub, info_pub, frame_id in self.cams:
             was_connected = cam.status.connected
             try:
@@ -125,6 +134,7 @@ class RealSenseCameraNode(Node):
                 log(f"{cam.config.name}: {cam.status.message}")
             if frame is None:
                 continue
+            self._delivered.add(cam.config.name)
             image_pub.publish(image_to_msg(frame.image, frame.stamp_ns, frame_id))
             info = camera_info_msg(cam.intrinsics, frame_id)
             info.header.stamp = ns_to_time(frame.stamp_ns)

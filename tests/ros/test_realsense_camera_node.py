@@ -64,6 +64,20 @@ def test_fake_cameras_publish_images_info_and_ok_diagnostics(
     assert infos[-1].k[0] > 0 and infos[-1].width == 640
     levels = {s.name: s.level for s in diags[-1].status}
     assert levels == {f"realsense/{c.name}": DiagnosticStatus.OK for c in PROFILE.cameras}
+    # every parameter has a value GetParameters returns (`ros2 param dump`), arrays included
+    from rcl_interfaces.srv import GetParameters, ListParameters
+
+    lister = node.create_client(ListParameters, "/realsense_camera/list_parameters")
+    getter = node.create_client(GetParameters, "/realsense_camera/get_parameters")
+    assert lister.wait_for_service(timeout_sec=10) and getter.wait_for_service(timeout_sec=10)
+    names = lister.call(ListParameters.Request(), timeout_sec=10).result.names
+    assert "cameras" in names
+    values = getter.call(GetParameters.Request(names=names), timeout_sec=10).values
+    unset = [n for n, v in zip(names, values, strict=True) if v.type == 0]  # PARAMETER_NOT_SET
+    assert not unset, f"parameters without a value: {unset}"
+    assert list(values[names.index("cameras")].string_array_value) == [
+        c.name for c in PROFILE.cameras
+    ]
     node.destroy_node()
 
 
@@ -76,7 +90,7 @@ def test_absent_cameras_report_error_diagnostics_and_keep_running(
     from rclpy.node import Node
 
     proc = spawn_node("motus_policy.ros.realsense_camera_node", "-p", "diagnostics_period_s:=0.2")
-    proc.wait_for("READY", 60)
+    proc.wait_for("started realsense cameras", 60)
     node = Node("rs_test_absent", context=ros_context)
     diags: list = []
     node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 10)
@@ -87,4 +101,5 @@ def test_absent_cameras_report_error_diagnostics_and_keep_running(
     assert all(s.level == DiagnosticStatus.ERROR for s in status)
     assert all("could not be opened" in s.message and "retry in" in s.message for s in status)
     assert proc.proc.poll() is None  # still running, retrying
+    assert "READY" not in proc.output()  # READY means streaming: never without a device
     node.destroy_node()
