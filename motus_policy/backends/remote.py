@@ -26,7 +26,8 @@ checked every :data:`PARENT_POLL_S`). The child ignores SIGINT (Ctrl-C / ``killp
 node's group stop the parent, whose exit then stops the child).
 
 Threads (parent): the constructor and ``load`` on the configuring thread, ``infer`` / ``reset``
-on the inference worker; a lock serialises the calls. :meth:`set_option` only queues (sent with
+on the inference worker; a lock serialises the calls. :meth:`close` never waits on that lock
+(a busy child is terminated). :meth:`set_option` only queues (sent with
 the next request; it never waits for a running inference). Child: a main thread serving
 requests and the parent watcher.
 """
@@ -397,19 +398,43 @@ class RemoteBackend:
             self._options.append((name, value))  # sent with the next request
 
     def close(self, timeout_s: float = 5.0) -> None:
-        """Stop the child (idempotent): close the pipe, join, terminate if it lingers."""
-        if self._finalizer.alive:
-            self._finalizer.detach()
-            if self._dead is None and self._lock.acquire(timeout=timeout_s):
-                try:
-                    _send(self._conn, ("close", None, []))
-                    self._conn.poll(timeout_s)
-                except (OSError, ValueError):
-                    pass
-                finally:
-                    self._lock.release()
-            self._dead = self._dead or f"backend process ({self.kind}) was closed"
+        """Stop the child (idempotent); never waits for an inference in flight.
+
+        Idle: a ``close`` request, then the pipe is closed and the child joined (terminated /
+        killed if it lingers past ``timeout_s``). Busy (another thread is inside ``infer`` or
+        ``reset``): the child is terminated at once (killed after 2 s), which makes that call
+        raise :class:`RemoteBackendError`; the pipe is closed once that call has returned. A
+        lifecycle transition (cleanup, shutdown) thus waits for the process to die, never for
+        the model (issue #14, defect 2).
+        """
+        if not self._finalizer.alive:
+            return
+        self._finalizer.detach()
+        if self._lock.acquire(blocking=False):
+            try:
+                if self._dead is None:
+                    with contextlib.suppress(OSError, ValueError):
+                        _send(self._conn, ("close", None, []))
+                        self._conn.poll(timeout_s)
+            finally:
+                self._dead = self._dead or f"backend process ({self.kind}) was closed"
+                self._lock.release()
             _shutdown(self._proc, self._conn, timeout_s)
+            return
+        self._dead = self._dead or f"backend process ({self.kind}) was closed"
+        for stop in (self._proc.terminate, self._proc.kill):
+            stop()
+            try:
+                self._proc.wait(2.0)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+
+        def _close_when_free() -> None:  # the busy caller gets EOF, then releases the lock
+            with self._lock, contextlib.suppress(OSError):
+                self._conn.close()
+
+        threading.Thread(target=_close_when_free, name="remote_backend_close", daemon=True).start()
 
 
 if __name__ == "__main__":

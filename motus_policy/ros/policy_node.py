@@ -42,12 +42,24 @@ choice of timer or thread, is what brought the p99 period error under 2 ms on th
 A re-entrant lock serialises the control tick with every other call into the runtime
 (parameter changes, e-stop, status, activate / deactivate), which matters with the thread.
 Time is the node clock (``use_sim_time`` works: timer and thread both run on the ROS clock).
+
+Nothing on the executor thread waits for an inference (issue #14, defect 2): the backend reset at
+activation runs on the worker thread, between inferences; cleanup does not join an inference in
+flight (a backend process is terminated under it). So ``~/estop`` answers within a control
+period or so in every state, also during a seconds-long inference.
+
+Failures and logging: a control tick that raises is logged (the first time, then at most every
+:data:`REMINDER_S`), publishes a hold and keeps ticking; ``~/status`` carries it in
+``tick_error`` / ``tick_errors`` (issue #14, defect 5). A hold is logged once when its reason
+changes (numbers, such as a stream's age, do not count as a change), then reminded every
+:data:`REMINDER_S` while it lasts (issue #14, defect 8).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import threading
 
@@ -76,6 +88,20 @@ from motus_recorder.profile import load_profile
 from motus_recorder.ros.conversions import image_to_msg
 from motus_recorder.ros.spin import run_node
 
+REMINDER_S = 5.0
+"""Period of the throttled reminder while a hold or a failing tick lasts [s] (rclpy
+``throttle_duration_sec``)."""
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def reason_key(reason: str | None) -> str | None:
+    """A hold reason with its numbers replaced by ``#``: what counts as a change of state.
+
+    "cam_high: stale: 0.53 s > 0.50 s" and the same with 0.55 s are one state (one log line);
+    "cam_high: stale ..." and "right: non-finite ..." are two. None stays None.
+    """
+    return None if reason is None else _NUMBER.sub("#", reason)
+
 
 class PolicyNode(LifecycleNode):
     """See the module docstring."""
@@ -96,7 +122,9 @@ class PolicyNode(LifecycleNode):
         self._loop_kind = "timer"
         self.timing: TimingStats | None = None
         self._tick_error: str | None = None
+        self._tick_errors = 0
         self._last_reason: str | None = None
+        self._last_reason_key: str | None = None
         self.create_service(Trigger, "~/estop", self._on_estop)
         self.create_service(Trigger, "~/reset_estop", self._on_reset_estop)
         if self.get_parameter("autostart").value:
@@ -132,6 +160,7 @@ class PolicyNode(LifecycleNode):
 
     def _configure(self) -> None:
         p = self.get_parameter
+        policy_params.check_instruction(p("instruction").value, p("max_instruction_chars").value)
         self.profile = load_profile(p("profile").value)
         kind = p("backend").value
         kwargs = policy_params.backend_kwargs(self, kind, self.profile)
@@ -247,7 +276,7 @@ class PolicyNode(LifecycleNode):
     def _release(self) -> None:
         if self.runtime is not None:
             self._stop_control()
-            self.runtime.close()
+            self.runtime.close(wait_s=0.0)  # never wait for an inference in flight
             self.runtime = None
         self._destroy_entities()
         self._close_backend()
@@ -260,7 +289,11 @@ class PolicyNode(LifecycleNode):
 
     # -- inputs --------------------------------------------------------------------------------
     def _on_instruction(self, msg: String) -> None:
-        self.set_parameters([Parameter("instruction", value=msg.data)])
+        result = self.set_parameters([Parameter("instruction", value=msg.data)])[0]
+        if not result.successful:
+            self.get_logger().error(
+                f"~/instruction rejected: {result.reason}", throttle_duration_sec=1.0
+            )
 
     # -- control -------------------------------------------------------------------------------
     def _rt_priority(self, tids: list[int] | None = None) -> None:
@@ -322,12 +355,32 @@ class PolicyNode(LifecycleNode):
             try:
                 self._control_step(now)
             except Exception as exc:  # noqa: BLE001 - keep ticking (the gate holds), but say it
-                msg = f"control tick failed: {type(exc).__name__}: {exc}"
-                if msg != self._tick_error:
-                    self._tick_error = msg
-                    self.get_logger().error(msg)
-                if self._loop is None:
-                    raise
+                self._tick_failed(f"control tick failed: {type(exc).__name__}: {exc}", now)
+                return
+            if self._tick_error is not None:
+                self.get_logger().info(f"control tick recovered after: {self._tick_error}")
+                self._tick_error = None
+
+    def _tick_failed(self, msg: str, now: int) -> None:
+        """Log (first time, then throttled), hold the last safe command, keep the timer alive.
+
+        Raising from a timer callback would end ``spin()`` and with it the node (issue #14,
+        defect 5); with the control thread it would end the loop.
+        """
+        self._tick_errors += 1
+        log = self.get_logger()
+        if msg != self._tick_error:
+            self._tick_error = msg
+            log.error(msg)
+        else:
+            log.error(f"still failing: {msg}", throttle_duration_sec=REMINDER_S)
+        try:
+            self._publish_command(self.runtime.gate.hold(msg).command, True, now)
+        except Exception as exc:  # noqa: BLE001 - nothing safe to publish: publish nothing
+            log.error(
+                f"hold after a failed tick failed too: {type(exc).__name__}: {exc}",
+                throttle_duration_sec=REMINDER_S,
+            )
 
     def _control_step(self, now: int) -> None:
         res = self.runtime.tick(now)
@@ -337,7 +390,7 @@ class PolicyNode(LifecycleNode):
             self._publish_command(res.command, res.held, now)
             if res.command is not None:
                 self.timing.command(now)
-        elif res.held and res.reason != self._last_reason:
+        elif res.held and reason_key(res.reason) != self._last_reason_key:
             self._publish_command(res.command, True, now)
         elif res.new_plan:
             stamps, points = self.runtime.trajectory(now)
@@ -350,11 +403,17 @@ class PolicyNode(LifecycleNode):
                     pub.publish(msg)
         for stamp, frame in self.runtime.pop_frames():
             self._frames_pub.publish(image_to_msg(frame, stamp, "imagined"))
-        if res.reason != self._last_reason:
-            self._last_reason = res.reason
+        key = reason_key(res.reason)
+        self._last_reason = res.reason
+        if key != self._last_reason_key:  # one line per state change (issue #14, defect 8)
+            self._last_reason_key = key
             if res.held:
                 self.get_logger().warning(f"holding: {res.reason}")
             self._publish_status()
+        elif res.held:
+            self.get_logger().warning(
+                f"still holding: {res.reason}", throttle_duration_sec=REMINDER_S
+            )
 
     def _publish_command(self, q, held: bool, now: int | None = None) -> None:
         if q is None:
@@ -374,6 +433,9 @@ class PolicyNode(LifecycleNode):
         now = self._now_ns()
         with self._lock:
             st = self.runtime.status(now)
+            st["tick_error"], st["tick_errors"] = self._tick_error, self._tick_errors
+            if self._tick_error is not None and st["state"] != "estop":
+                st["state"], st["reason"] = "holding", self._tick_error
             if self.timing is not None:
                 st["timing"] = self.timing.summary() | {
                     "control_loop": self._loop_kind,
@@ -385,7 +447,8 @@ class PolicyNode(LifecycleNode):
 
     # -- parameters and services ---------------------------------------------------------------
     def _validate_params(self, params) -> SetParametersResult:
-        ok, reason = policy_params.validate(self.runtime, self._config_from_params, params)
+        limit = self.get_parameter("max_instruction_chars").value
+        ok, reason = policy_params.validate(self.runtime, self._config_from_params, params, limit)
         return SetParametersResult(successful=ok, reason=reason)
 
     def _config_from_params(self) -> PolicyRuntimeConfig:

@@ -14,7 +14,10 @@ woken at absolute deadlines), ``control_priority`` (SCHED_FIFO priority 1..99 of
 threads but the inference thread, best effort: needs CAP_SYS_NICE / an rtprio limit; 0: normal
 scheduling),
 ``image_height`` / ``image_width`` (0: the profile's size), ``status_period_s``,
-``motus.checkpoint``, ``motus.device``, ``autostart``.
+``max_instruction_chars`` (read-only: the longest ``instruction`` accepted, by parameter or on
+``~/instruction``; longer ones are rejected with a message saying both lengths),
+``motus.checkpoint``, ``motus.device``, ``motus.dtype`` (``auto``: bf16 on CUDA, fp32 on CPU;
+``float32``; ``bfloat16``), ``autostart``.
 """
 
 from __future__ import annotations
@@ -36,6 +39,11 @@ SCRIPTED_EXCLUDE = ("action_rate_hz", "frame_hw")  # from the profile / fixed
 CONTROL_LOOPS = ("timer", "thread")
 PROCESS_DEFAULT_KINDS = ("motus",)
 """Backends that ``backend_process:=auto`` runs in a child process."""
+MAX_INSTRUCTION_CHARS = 2048
+"""Default ``max_instruction_chars``. The official text length is 512 T5 tokens (the T5
+output is padded to 512 text rows, docs/motus.md §1.2); English prose runs about 4 characters
+per SentencePiece token, so 2048 characters cover it, while a runaway string (issue #14: 32k
+characters took 60 s, 1 MB stalled the backend) is refused before it reaches the encoders."""
 
 
 def declare(node: Node) -> None:
@@ -59,7 +67,25 @@ def declare(node: Node) -> None:
     node.declare_parameter("status_period_s", 0.5)
     node.declare_parameter("motus.checkpoint", "")
     node.declare_parameter("motus.device", "auto")
+    node.declare_parameter(
+        "motus.dtype",
+        "auto",
+        ParameterDescriptor(
+            read_only=True,
+            description="Motus run precision: auto (bf16 on CUDA, fp32 on CPU) | float32 | "
+            "bfloat16",
+        ),
+    )
     node.declare_parameter("autostart", False)
+    node.declare_parameter(
+        "max_instruction_chars",
+        MAX_INSTRUCTION_CHARS,
+        ParameterDescriptor(
+            read_only=True,
+            description="longest instruction accepted [characters] (parameter or "
+            "~/instruction); longer ones are rejected",
+        ),
+    )
     fixed = [f for f in PolicyRuntimeConfig.field_names() if f not in RUNTIME_SETTABLE]
     declare_dataclass(node, PolicyRuntimeConfig, read_only=fixed)
     declare_dataclass(node, ScriptedConfig, SCRIPTED_PREFIX, exclude=SCRIPTED_EXCLUDE)
@@ -76,6 +102,7 @@ def backend_kwargs(node: Node, kind: str, profile: RobotProfile) -> dict:
             "profile": profile,
             "checkpoint": node.get_parameter("motus.checkpoint").value,
             "device": node.get_parameter("motus.device").value,
+            "dtype": node.get_parameter("motus.dtype").value,
         }
     cfg = dataclass_from_params(
         node,
@@ -115,13 +142,33 @@ def control_loop(node: Node) -> str:
     return value
 
 
+def check_instruction(text: str, max_chars: int) -> None:
+    """Refuse an instruction longer than ``max_chars`` characters.
+
+    Raises:
+        ValueError: naming both lengths (and the parameter that sets the limit).
+    """
+    if len(text) > max_chars:
+        raise ValueError(
+            f"instruction: at most {max_chars} characters (max_instruction_chars), got "
+            f"{len(text)} (starting {text[:40]!r}); shorten it"
+        )
+
+
 def validate(
     runtime: PolicyRuntime | None,
     config_from_params: Callable[[], PolicyRuntimeConfig],
     params: Sequence[Parameter],
+    max_instruction_chars: int = MAX_INSTRUCTION_CHARS,
 ) -> tuple[bool, str]:
-    """Check a parameter change against the config's validation; returns (ok, reason)."""
+    """Check a parameter change against the config's validation; returns (ok, reason).
+
+    Also refuses an ``instruction`` longer than ``max_instruction_chars`` characters.
+    """
     try:
+        for p in params:
+            if p.name == "instruction" and isinstance(p.value, str):
+                check_instruction(p.value, max_instruction_chars)
         base = runtime.config if runtime is not None else config_from_params()
         cfg = replace_from_changes(base, params)
         if runtime is not None:

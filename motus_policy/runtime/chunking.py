@@ -258,3 +258,21 @@ class ChunkScheduler:
         """Arrival time of the last integrated chunk (None since reset)."""
         with self._lock:
             return self._last_chunk_ns
+
+    def next_chunk_due_ns(self) -> int | None:
+        """When the next chunk is due (int ns), or None when no chunk arrived since the reset.
+
+        The time the current chunk's executed actions run out, i.e. when this scheduler asks
+        for the next chunk: ``sync`` the last of its ``n_action_steps`` actions (the plan's
+        end), ``rtc`` the ``n_action_steps``-th action, ``temporal_ensemble`` one action period
+        after the last arrival. The inference watchdog measures lateness from it (issue #14,
+        defect 7: a fixed age since the last arrival tripped on every 16-action chunk).
+        """
+        with self._lock:
+            return self._replan_at_ns
+
+    @property
+    def generation(self) -> int:
+        """Counts :meth:`reset` calls: a change means every plan was dropped."""
+        with self._lock:
+            return self._generation

@@ -92,7 +92,8 @@ class PolicyRuntimeConfig:
         default=0.02,
         metadata={
             "description": "targets past a limit by up to this fraction of the joint's range "
-            "are clamped to it; further out they are rejected (hold)"
+            "are clamped to it; further out they are rejected (hold); a measured joint further "
+            "out is a fault (hold, nothing published before the gate is armed)"
         },
     )
     gripper_limit_tolerance: float = field(
@@ -113,11 +114,19 @@ class PolicyRuntimeConfig:
     )
     watchdog_inference_s: float = field(
         default=2.0,
-        metadata={"description": "hold when no fresh chunk arrived for this long [s]"},
+        metadata={
+            "description": "hold when the next chunk is this much later than due, i.e. than "
+            "the end of the current chunk's executed actions (not its age: a 16-action chunk at "
+            "8.33 Hz lasts 1.92 s) [s]"
+        },
     )
     first_chunk_timeout_s: float = field(
         default=30.0,
-        metadata={"description": "hold and report a fault if the first chunk takes longer [s]"},
+        metadata={
+            "description": "hold and report a fault if no chunk comes this long after the "
+            "activation, the last stream fault, an e-stop reset or a config change that dropped "
+            "the plan, whichever is latest [s]"
+        },
     )
     latency_window: int = field(
         default=5,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from motus_policy.runtime.safety import limit_bands
 from motus_policy.types import Observation
 from motus_recorder import schema
 from motus_recorder.profile import RobotProfile
@@ -53,6 +54,38 @@ class CameraSpec:
 
 
 @dataclass(frozen=True)
+class ArmLimits:
+    """Position limits of one arm's measured values, in its JointState order (6 joints, gripper).
+
+    Attributes:
+        lower / upper: the profile's limits (rad; the gripper in the profile's unit).
+        accept_lower / accept_upper: the accepted band around them
+            (:func:`motus_policy.runtime.safety.limit_bands`); a measured value outside it marks
+            the arm's stream invalid (issue #14, defect 4).
+    """
+
+    lower: tuple[float, ...]
+    upper: tuple[float, ...]
+    accept_lower: tuple[float, ...]
+    accept_upper: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        n = len(self.lower)
+        for name in ("upper", "accept_lower", "accept_upper"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"ArmLimits.{name}: expected {n} values like lower, "
+                                 f"got {len(getattr(self, name))}")  # fmt: skip
+        for lo, hi, alo, ahi in zip(
+            self.lower, self.upper, self.accept_lower, self.accept_upper, strict=True
+        ):
+            if not alo <= lo < hi <= ahi:
+                raise ValueError(
+                    f"ArmLimits: expected accept_lower <= lower < upper <= accept_upper, got "
+                    f"{alo} <= {lo} < {hi} <= {ahi}"
+                )
+
+
+@dataclass(frozen=True)
 class ObservationConfig:
     """Streams an observation is assembled from.
 
@@ -60,11 +93,14 @@ class ObservationConfig:
         cameras: camera specs in T-layout order (names from :data:`schema.CAMERA_NAMES`).
         arm_joint_names: per arm (14-D order, left first) the 7 names (6 joints + gripper).
         joint_state_staleness_s: a joint state older than this is stale (profile value).
+        arm_limits: per arm name its :class:`ArmLimits`; an arm without an entry is not checked
+            against limits (bag replay builds its config without them).
     """
 
     cameras: tuple[CameraSpec, ...]
     arm_joint_names: tuple[tuple[str, tuple[str, ...]], ...]
     joint_state_staleness_s: float
+    arm_limits: tuple[tuple[str, ArmLimits], ...] = ()
 
     def __post_init__(self) -> None:
         if self.joint_state_staleness_s <= 0:
@@ -74,12 +110,31 @@ class ObservationConfig:
         dims = sum(len(names) for _, names in self.arm_joint_names)
         if dims != schema.STATE_DIM:
             raise ValueError(f"arm_joint_names: expected {schema.STATE_DIM} joints, got {dims}")
+        arms = dict(self.arm_joint_names)
+        for arm, limits in self.arm_limits:
+            if arm not in arms:
+                raise ValueError(f"arm_limits: unknown arm {arm!r}, expected one of {list(arms)}")
+            if len(limits.lower) != len(arms[arm]):
+                raise ValueError(
+                    f"arm_limits[{arm!r}]: expected {len(arms[arm])} limits, "
+                    f"got {len(limits.lower)}"
+                )
 
     @classmethod
     def from_profile(
-        cls, profile: RobotProfile, image_hw: tuple[int, int] | None = None
+        cls,
+        profile: RobotProfile,
+        image_hw: tuple[int, int] | None = None,
+        limit_tolerance: float = 0.02,
+        gripper_limit_tolerance: float = 0.25,
     ) -> ObservationConfig:
-        """Specs from a robot profile; ``image_hw`` overrides every camera's (height, width)."""
+        """Specs from a robot profile; ``image_hw`` overrides every camera's (height, width).
+
+        Measured joint positions are checked against the profile's limits with the safety
+        gate's tolerance band (``limit_tolerance`` / ``gripper_limit_tolerance``: fractions of
+        each joint's range; the defaults are
+        :class:`motus_policy.runtime.config.PolicyRuntimeConfig`'s).
+        """
         cams = tuple(
             CameraSpec(
                 c.name,
@@ -90,7 +145,21 @@ class ObservationConfig:
             for c in profile.cameras
         )
         arms = tuple((a.name, a.joint_state_names) for a in profile.arms)
-        return cls(cams, arms, profile.joint_state_staleness_s)
+        lo, hi = profile.position_min, profile.position_max
+        alo, ahi = limit_bands(lo, hi, limit_tolerance, gripper_limit_tolerance)
+        limits = tuple(
+            (
+                a.name,
+                ArmLimits(
+                    *(
+                        tuple(float(x) for x in v[schema.ARM_SLICES[a.name]])
+                        for v in (lo, hi, alo, ahi)
+                    )
+                ),
+            )
+            for a in profile.arms
+        )
+        return cls(cams, arms, profile.joint_state_staleness_s, limits)
 
 
 @dataclass(frozen=True)
@@ -98,6 +167,21 @@ class _Sample:
     value: np.ndarray | None  # None when the input was rejected
     stamp_ns: int
     problem: str | None = None
+
+
+def _limit_problem(q: np.ndarray, names: tuple[str, ...], lim: ArmLimits) -> str | None:
+    """The first value of ``q`` outside the accepted band, as a reason naming joint and limit."""
+    out = (q < np.asarray(lim.accept_lower)) | (q > np.asarray(lim.accept_upper))
+    if not out.any():
+        return None
+    i = int(np.argmax(out))
+    span = lim.upper[i] - lim.lower[i]
+    pct = 100 * (lim.accept_upper[i] - lim.upper[i]) / span
+    return (
+        f"measured {names[i]} = {float(q[i]):.4f} outside its limits "
+        f"[{lim.lower[i]:.4f}, {lim.upper[i]:.4f}] by more than the tolerance "
+        f"({pct:.0f} % of the range)"
+    )
 
 
 class ObservationAssembler:
@@ -112,6 +196,7 @@ class ObservationAssembler:
         self.config = config
         self._cams = {c.name: c for c in config.cameras}
         self._arms = dict(config.arm_joint_names)
+        self._limits = dict(config.arm_limits)
         self._images: dict[str, _Sample] = {}
         self._joints: dict[str, _Sample] = {}
         self._lock = threading.Lock()
@@ -157,7 +242,9 @@ class ObservationAssembler:
         """Store arm ``arm``'s latest joint state.
 
         ``positions`` is float (7,) = 6 joints (rad) + gripper, in the config's name order.
-        Non-finite values or a wrong length mark the stream invalid (not raised).
+        Non-finite values, a wrong length or a value outside the arm's :class:`ArmLimits` band
+        mark the stream invalid (not raised): the runtime then holds and names the joint and
+        its limit (issue #14, defects 1 and 4).
         """
         names = self._arms[arm]
         q = np.asarray(positions, dtype=np.float32)
@@ -167,6 +254,8 @@ class ObservationAssembler:
         elif not np.all(np.isfinite(q)):
             i = int(np.argmax(~np.isfinite(q)))
             problem = f"non-finite position {names[i]}={q[i]}"
+        elif arm in self._limits:
+            problem = _limit_problem(q, names, self._limits[arm])
         self._store(self._joints, arm, None if problem else q, stamp_ns, problem)
 
     def _store(self, table, key, value, stamp_ns, problem) -> None:

@@ -7,8 +7,12 @@ same object with the real clock. Per control tick (:meth:`PolicyRuntime.tick`):
 (:mod:`motus_policy.runtime.observation`);
    otherwise hold, name the stream, and drop the plan (control resumes only with a chunk computed
    from fresh data);
-2. inference watchdog: a chunk must have arrived within ``watchdog_inference_s`` (the first one
-   within ``first_chunk_timeout_s``), and the backend must not be failing;
+2. inference watchdog: the next chunk may be at most ``watchdog_inference_s`` later than it is
+   due (when the current chunk's executed actions run out,
+   :meth:`~motus_policy.runtime.chunking.ChunkScheduler.next_chunk_due_ns`); without a chunk,
+   the first one must come within ``first_chunk_timeout_s`` of the activation, the last stream
+   fault, the e-stop reset or the config change that dropped the plan, whichever is latest; and
+   the backend must not be failing;
 3. target from the scheduler, interpolated to the control rate;
 4. the safety gate (limits, NaN, velocity clamp, ramp-in, e-stop) decides what is published.
 
@@ -98,7 +102,11 @@ class PolicyRuntime:
         self.clock = clock
         self.control_rate_hz = config.control_rate_hz or profile.control_rate_hz
         self.period_ns = int(round(1e9 / backend.action_rate_hz))
-        self.assembler = ObservationAssembler(ObservationConfig.from_profile(profile, image_hw))
+        self.assembler = ObservationAssembler(
+            ObservationConfig.from_profile(
+                profile, image_hw, config.limit_tolerance, config.gripper_limit_tolerance
+            )
+        )
         self.gate = SafetyGate(
             SafetyConfig.from_profile(
                 profile,
@@ -126,6 +134,8 @@ class PolicyRuntime:
         self._active_since_ns: int | None = None
         self._fault_source: str | None = None
         self._gate_pending = False
+        # the first-chunk clock: (since ns, after what, scheduler it was started for)
+        self._wait: tuple[int | None, str, tuple[int, int] | None] = (None, "", None)
         oc = self.assembler.config
         self._streams = {c.name for c in oc.cameras} | {a for a, _ in oc.arm_joint_names}
         self.last_reason: str | None = None
@@ -233,7 +243,10 @@ class PolicyRuntime:
         return QPOS_TO_STATE_SOURCE.get(self.backend.qpos_source or "command", "command")
 
     def activate(self, now_ns: int, start_worker: bool = True) -> None:
-        """Start control, ramping in from the current joint state.
+        """Start control, ramping in from the current joint state; never waits for inference.
+
+        The backend reset is left to the worker thread (:meth:`InferenceWorker.request_reset`),
+        before its next inference.
 
         Without a valid joint state yet, the gate arms at the first tick that has one (until
         then every tick holds, publishing nothing, and names the missing stream).
@@ -246,8 +259,10 @@ class PolicyRuntime:
         """
         if self.resolve_n_action_steps() != self.scheduler.n_action_steps:
             self.scheduler = self._make_scheduler(self.config)
-        self.scheduler.reset()
-        self.backend.reset()  # the worker is idle while inactive
+        self.scheduler.reset()  # a chunk still in flight from before is dropped on arrival
+        # on the worker thread, between inferences: this thread never waits for an inference
+        # in flight (a RemoteBackend serialises its calls; issue #14, defect 2)
+        self.worker.request_reset()
         self._active_since_ns = now_ns
         self._fault_source = None
         self._gate_pending = True
@@ -258,10 +273,20 @@ class PolicyRuntime:
             self.worker.wake()
 
     def _arm_gate(self, now_ns: int) -> None:
+        """Arm the gate at the measured pose once a valid one is there (after :meth:`activate`).
+
+        Until then the gate stays disarmed: ticks hold and publish nothing, neither a command
+        from an earlier activation nor one seeded from a pose outside the limits (the
+        assembler marks such a pose invalid and names the joint; issue #14, defect 1).
+        """
+        if not self._gate_pending:
+            return
         pose = self.assembler.latest_state()
-        if self._gate_pending and pose is not None:
-            self.gate.activate(pose, now_ns)
-            self._gate_pending = False
+        if pose is None or self.gate.pose_violation(pose) is not None:
+            self.gate.disarm()
+            return
+        self.gate.activate(pose, now_ns)
+        self._gate_pending = False
 
     def deactivate(self) -> None:
         """Stop inference and commanding; the arm holds its last command."""
@@ -270,10 +295,14 @@ class PolicyRuntime:
         self.scheduler.reset()
         self._active_since_ns = None
 
-    def close(self) -> None:
-        """Stop the worker thread (cleanup / shutdown)."""
+    def close(self, wait_s: float = 5.0) -> None:
+        """Stop the worker thread (cleanup / shutdown), waiting up to ``wait_s`` for it.
+
+        The policy node passes 0: a lifecycle transition never waits for an inference in flight
+        (closing a RemoteBackend then ends that inference).
+        """
         self.deactivate()
-        self.worker.stop()
+        self.worker.stop(wait_s)
 
     def update_config(self, config: PolicyRuntimeConfig) -> None:
         """Apply a new config; only :data:`RUNTIME_SETTABLE` fields may differ.
@@ -295,8 +324,10 @@ class PolicyRuntime:
         self.config = config
         if scheduler is not None:
             self.scheduler = scheduler  # in-flight chunks go to the old one and are dropped
+            self._plan_dropped(self.clock(), "the config change")
         elif config.mode != old.mode:
             self.scheduler.reset()
+            self._plan_dropped(self.clock(), "the config change")
         self.scheduler.prefix_margin_steps = config.prefix_margin_steps
 
     def estop(self, reason: str = "e-stop requested") -> None:
@@ -304,9 +335,14 @@ class PolicyRuntime:
         self.gate.estop(reason)
 
     def reset_estop(self, now_ns: int) -> None:
-        """Clear the e-stop; ramp in from the current joint state."""
+        """Clear the e-stop; resume with a fresh chunk, ramping in from the last published command.
+
+        Not from the measured pose: an arm moved during the e-stop would make the command jump
+        (issue #14, defect 3); every step stays within the per-tick velocity limit.
+        """
         self.scheduler.reset()
-        self.gate.reset_estop(self.assembler.latest_state(), now_ns)
+        self._plan_dropped(now_ns, "the e-stop reset")
+        self.gate.reset_estop()
 
     # -- control step --------------------------------------------------------------------------
     def _check_fault(self, now_ns: int) -> tuple[str, str] | None:
@@ -321,16 +357,44 @@ class PolicyRuntime:
         if c.mode not in ACTION_MODES:
             return "mode", f"mode {c.mode!r} predicts video only: holding"
         last = self.scheduler.last_chunk_ns()
-        if last is None:
-            waited = (now_ns - (self._active_since_ns or now_ns)) / 1e9
-            if waited > c.first_chunk_timeout_s:
-                return "watchdog", f"watchdog: no first chunk after {waited:.2f} s"
-        elif (now_ns - last) / 1e9 > c.watchdog_inference_s:
-            age = (now_ns - last) / 1e9
+        due = self.scheduler.next_chunk_due_ns()
+        if last is None or due is None:
+            waited_s, after = self._first_chunk_wait(now_ns)
+            if waited_s > c.first_chunk_timeout_s:
+                return "watchdog", (
+                    f"watchdog: no chunk {waited_s:.2f} s after {after} "
+                    f"(first_chunk_timeout_s {c.first_chunk_timeout_s:.2f} s)"
+                )
+        elif (now_ns - due) / 1e9 > c.watchdog_inference_s:
             return "watchdog", (
-                f"watchdog: no fresh chunk for {age:.2f} s > {c.watchdog_inference_s:.2f} s"
+                f"watchdog: next chunk {(now_ns - due) / 1e9:.2f} s overdue "
+                f"(watchdog_inference_s {c.watchdog_inference_s:.2f} s); it was due when the "
+                f"last chunk's executed actions ran out, {(due - last) / 1e9:.2f} s after "
+                "that chunk arrived"
             )
         return None
+
+    def _plan_dropped(self, now_ns: int, after: str) -> None:
+        """Restart the first-chunk clock at ``now_ns``: the plan was dropped by ``after``."""
+        self._wait = (now_ns, after, (id(self.scheduler), self.scheduler.generation))
+
+    def _first_chunk_wait(self, now_ns: int) -> tuple[float, str]:
+        """Seconds waited for a first chunk, and since what (activation or a plan drop).
+
+        A scheduler reset this runtime did not announce with :meth:`_plan_dropped` (the one in
+        :meth:`activate`) counts from the activation.
+        """
+        since, after, seen = self._wait
+        key = (id(self.scheduler), self.scheduler.generation)
+        if seen != key:
+            active = self._active_since_ns if self._active_since_ns is not None else now_ns
+            since, after = (
+                (active, "activation")
+                if since is None or since < active
+                else (now_ns, "a plan reset")
+            )
+            self._wait = (since, after, key)
+        return (now_ns - since) / 1e9, after
 
     def tick(self, now_ns: int) -> TickResult:
         """One control step at ``now_ns``: what to publish, and whether (and why) it is a hold."""
@@ -341,6 +405,8 @@ class PolicyRuntime:
         source, fault = found if found is not None else (None, None)
         if source in self._streams and source != self._fault_source:
             self.scheduler.reset()  # resume only with a chunk computed from fresh data
+        if source in self._streams:  # the first-chunk clock runs from the fault's last tick
+            self._plan_dropped(now_ns, f"the last {source} stream fault")
         self._fault_source = source
         if source is None and self._active_since_ns is not None:
             self._arm_gate(now_ns)

@@ -1,9 +1,12 @@
 """The inference worker: runs the backend on its own thread, never in the control timer.
 
-One iteration (:meth:`InferenceWorker.run_once`): if the scheduler wants a chunk, take the latest
-observation, compute the committed prefix, run ``backend.infer``, measure the
-observation-to-chunk latency (stamp of the observation to the chunk's arrival, on the injected
-clock; this is what d must cover) and hand the chunk to the scheduler.
+One iteration (:meth:`InferenceWorker.run_once`): first a backend reset asked for with
+:meth:`InferenceWorker.request_reset` (done here, between inferences, so that no caller on the
+executor thread ever waits for an inference in flight: issue #14, defect 2); then, if the
+scheduler wants a chunk, take the latest observation, compute the committed prefix, run
+``backend.infer``, measure the observation-to-chunk latency (stamp of the observation to the
+chunk's arrival, on the injected clock; this is what d must cover) and hand the chunk to the
+scheduler.
 """
 
 from __future__ import annotations
@@ -40,9 +43,11 @@ class InferSettings:
 class InferenceWorker:
     """Owns the inference thread.
 
-    Threads: :meth:`start` / :meth:`stop` / :meth:`wake` / ``enabled`` from the node's executor
-    thread; :meth:`run_once` on the worker thread (or directly in tests with a fake clock). The
-    backend is only ever called from the worker thread.
+    Threads: :meth:`start` / :meth:`stop` / :meth:`wake` / :meth:`request_reset` / ``enabled``
+    from the node's executor thread, none of which waits for an inference in flight;
+    :meth:`run_once` on the worker thread (or directly in tests with a fake clock). The backend
+    is only ever called from the worker thread (``load`` excepted: configure, before
+    :meth:`start`).
 
     Args:
         backend: the policy backend.
@@ -78,12 +83,35 @@ class InferenceWorker:
         self.last_settings: InferSettings | None = None
         self.prefix_error_max = 0.0
         """Largest |chunk[:d] - prefix| seen: > 0 means the backend does not inpaint the prefix."""
+        self.resets = 0
+        """Backend resets done (each one asked for by :meth:`request_reset`)."""
+        self._reset_pending = threading.Event()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def request_reset(self) -> None:
+        """Ask for ``backend.reset()`` before the next inference (returns at once).
+
+        The reset runs on the worker thread at the start of its next iteration; an inference
+        already in flight finishes first (its chunk is dropped by the scheduler's reset, which
+        the runtime does on activation). A failing reset counts as an inference error.
+        """
+        self._reset_pending.set()
+        self._wake.set()
+
     def run_once(self) -> str:
         """One iteration; returns "idle", "no_observation", "ok", "skipped" or "error"."""
+        if self._reset_pending.is_set():
+            self._reset_pending.clear()
+            try:
+                self.backend.reset()
+            except Exception as exc:  # noqa: BLE001 - a failing backend must become a hold
+                self.errors += 1
+                self.consecutive_errors += 1
+                self.last_error = f"backend reset: {type(exc).__name__}: {exc}"
+                return "error"
+            self.resets += 1
         sched = self._scheduler()
         now = self._clock()
         if not self.enabled or not sched.wants_inference(now):
@@ -166,7 +194,11 @@ class InferenceWorker:
         self._wake.set()
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop the thread; waits up to ``timeout_s`` for a running inference to finish."""
+        """Stop the thread; waits up to ``timeout_s`` for a running inference to finish.
+
+        ``timeout_s`` 0 does not wait (the daemon thread ends after its inference; cleanup
+        then closes the backend under it, which fails that inference).
+        """
         self._stop.set()
         self._wake.set()
         if self._thread is not None:

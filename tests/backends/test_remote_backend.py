@@ -121,6 +121,33 @@ def test_close_stops_the_child(remote):
         rb.reset()
 
 
+def test_close_does_not_wait_for_an_inference_in_flight(remote):
+    """Issue #14, defect 2: cleanup must not block on a slow inference (here 30 s)."""
+    import threading
+
+    rb = remote("scripted", {"config": ScriptedConfig(latency_s=30.0)})
+    pid = rb.pid
+    errors: list[BaseException] = []
+
+    def _infer():
+        try:
+            rb.infer(_obs(), mode="vla", num_steps=10, action_prefix=None, instruction="")
+        except BaseException as exc:  # noqa: BLE001 - what the worker thread would see
+            errors.append(exc)
+
+    t = threading.Thread(target=_infer, daemon=True)
+    t.start()
+    time.sleep(0.5)  # the request is in the child, which sleeps through its latency
+    t0 = time.monotonic()
+    rb.close()
+    took = time.monotonic() - t0
+    assert took < 5.0, f"close waited {took:.1f} s for the inference in flight"
+    t.join(10)
+    assert not t.is_alive(), "the busy infer call did not return after close"
+    assert errors and isinstance(errors[0], RemoteBackendError), errors
+    assert not _pid_alive(pid)
+
+
 def test_child_dies_with_its_parent(tmp_path):
     """A parent killed with SIGKILL (no cleanup at all) still takes its backend process along."""
     script = textwrap.dedent(

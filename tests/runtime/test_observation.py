@@ -105,3 +105,39 @@ def test_future_stamp_and_mark_invalid(asm):
     assert asm.check(10 * S).stream == "cam_high"
     with pytest.raises(KeyError):
         asm.mark_invalid("cam_nope", "x", 0)
+
+
+def test_joint_outside_its_limits_marks_the_arm_invalid_naming_joint_and_limit(asm):
+    """Issue #14 defect 4: only length and finiteness were checked (10 rad went through)."""
+    _feed(asm, 10 * S)
+    q = np.zeros(7)
+    q[1] = 10.0  # left_shoulder, limits [-1.85005, 1.25664]
+    asm.update_joints("left", q, 10 * S)
+    err = asm.check(10 * S)
+    assert err.stream == "left"
+    assert err.reason == (
+        "measured left_shoulder = 10.0000 outside its limits [-1.8500, 1.2566] by more than "
+        "the tolerance (2 % of the range)"
+    )
+    assert asm.latest_state() is None  # never used to seed a command
+    q[1] = 1.2566 + 0.05  # 1.6 % of the range past the limit: a reading within the tolerance
+    q[6] = 1.2  # gripper 20 % past fully open: within the gripper band (25 %)
+    asm.update_joints("left", q, 10 * S)
+    assert asm.check(10 * S) is None
+    q[6] = -0.3
+    asm.update_joints("left", q, 10 * S)
+    assert "left_gripper = -0.3000 outside its limits [0.0000, 1.0000]" in asm.check(10 * S).reason
+
+
+def test_tolerances_follow_the_config_and_replay_configs_without_limits_accept_anything():
+    prof = load_profile("aloha_sim")
+    strict = ObservationAssembler(ObservationConfig.from_profile(prof, HW, 0.0, 0.0))
+    q = np.zeros(7)
+    q[6] = 1.001
+    strict.update_joints("left", np.zeros(7), S)
+    strict.update_joints("right", q, S)
+    assert "right_gripper = 1.0010" in strict.state_problem()
+    c = ObservationConfig.from_profile(prof, HW)
+    free = ObservationAssembler(ObservationConfig(c.cameras, c.arm_joint_names, 0.1))
+    free.update_joints("right", np.full(7, 10.0), S)
+    assert free.state_problem() == "left: missing: nothing received yet"  # right accepted

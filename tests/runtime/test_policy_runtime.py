@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 
 import numpy as np
 import pytest
@@ -21,9 +22,11 @@ CAMS = ("cam_high", "cam_left_wrist", "cam_right_wrist")
 class Rig:
     """Fake robot streams + runtime driven step by step on a fake clock."""
 
-    def __init__(self, clock, config=None, backend_cfg=None):
+    def __init__(self, clock, config=None, backend_cfg=None, tick_during_inference=False):
         self.clock = clock
-        self.backend = ScriptedBackend(backend_cfg or ScriptedConfig(latency_s=0.1), clock.advance)
+        sleep = self._inferring if tick_during_inference else clock.advance
+        self.backend = ScriptedBackend(backend_cfg or ScriptedConfig(latency_s=0.1), sleep)
+        self.during: list[tuple[int, object]] = []
         cfg = config or PolicyRuntimeConfig(strategy="rtc", n_action_steps=4, ramp_in_s=0.0)
         self.rt = PolicyRuntime(load_profile("aloha_sim"), cfg, self.backend, clock, HW)
         self.q = np.full(14, 0.1, np.float32)
@@ -36,6 +39,13 @@ class Rig:
                 self.rt.assembler.update_image(name, np.zeros((*HW, 3), np.uint8), now)
         self.rt.assembler.update_joints("left", self.q[:7], now)
         self.rt.assembler.update_joints("right", self.q[7:], now)
+
+    def _inferring(self, seconds):
+        """The backend's latency, with the control thread ticking at 50 Hz meanwhile."""
+        for _ in range(round(seconds / 0.02)):
+            self.clock.advance(0.02)
+            self.feed()
+            self.during.append((self.clock(), self.rt.tick(self.clock())))
 
     def step(self, infer=True):
         """Advance one 50 Hz control period; maybe run one worker iteration; tick."""
@@ -123,9 +133,16 @@ def test_inference_watchdog(fake_clock):
     rig.rt.activate(fake_clock(), start_worker=False)
     for _ in range(10):
         rig.step()
-    for _ in range(30):
+    due = rig.rt.scheduler.next_chunk_due_ns()  # 4 actions of 40 ms after the last arrival
+    assert due - rig.rt.scheduler.last_chunk_ns() == 4 * 40_000_000
+    for _ in range(60):
         res = rig.step(infer=False)
-    assert res.held and res.reason.startswith("watchdog: no fresh chunk for")
+        late_s = (fake_clock() - due) / 1e9
+        assert res.held == (late_s > 0.5), late_s  # lateness counts from when it was due
+        if res.held:
+            break
+    assert res.reason.startswith(f"watchdog: next chunk {late_s:.2f} s overdue")
+    assert "ran out, 0.16 s after that chunk arrived" in res.reason
 
 
 def test_mode_and_instruction_switch_and_frames(fake_clock):
@@ -308,10 +325,12 @@ def test_auto_state_source_follows_the_checkpoint_and_a_contradiction_is_logged(
     explicit = "command" if expected == "measured" else "measured"
     rig = Rig(fake_clock, PolicyRuntimeConfig(state_source=explicit),
               ScriptedConfig(qpos_source=trained))  # fmt: skip
+    caplog.clear()  # only the second load's records (the INFO lines depend on logging config)
     with caplog.at_level(logging.WARNING, logger="motus_policy.runtime.policy_runtime"):
         rig.rt.load()
     assert rig.rt.state_source == explicit
-    warned = [r.getMessage() for r in caplog.records if "state_source" in r.getMessage()]
+    warned = [r.getMessage() for r in caplog.records
+              if r.levelno >= logging.WARNING and "state_source" in r.getMessage()]  # fmt: skip
     assert len(warned) == (1 if trained else 0)
 
 
@@ -321,3 +340,208 @@ def test_model_state_before_any_command_is_the_measured_pose(fake_clock):
     rig.rt.activate(fake_clock(), start_worker=False)
     rig.rt.worker.run_once()
     np.testing.assert_allclose(rig.backend.calls[0]["state"], rig.q, atol=1e-6)
+
+
+# -- issue #14: faults a real arm would feel ------------------------------------------------------
+PROFILE = load_profile("aloha_sim")
+STEP_MAX = PROFILE.velocity_max / 50.0  # per 50 Hz control tick
+
+
+def _assert_safe_stream(results):
+    """Every published command finite, within the limits, one velocity step from the last."""
+    prev = None
+    for k, r in enumerate(results):
+        q = r.command
+        if q is None:
+            continue
+        assert np.all(np.isfinite(q)), k
+        assert np.all(q >= PROFILE.position_min) and np.all(q <= PROFILE.position_max), (k, q)
+        if prev is not None:
+            assert np.all(np.abs(q - prev) <= STEP_MAX * (1 + 1e-9)), (k, np.abs(q - prev).max())
+        prev = q
+
+
+def test_out_of_limit_measured_pose_at_activation_publishes_nothing_then_arms(fake_clock):
+    """Defect 1: left_shoulder measured at 10 rad was published, held and ramped from."""
+    rig = Rig(fake_clock, PolicyRuntimeConfig(strategy="sync", ramp_in_s=0.5))
+    rig.q[1] = 10.0
+    rig.feed()
+    rig.rt.activate(fake_clock(), start_worker=False)
+    results = [rig.step() for _ in range(50)]
+    assert all(r.held and r.command is None for r in results)
+    assert results[-1].reason == (
+        "left: measured left_shoulder = 10.0000 outside its limits [-1.8500, 1.2566] by more "
+        "than the tolerance (2 % of the range)"
+    )
+    assert rig.backend.calls == []  # nothing inferred from it either
+    rig.q[1] = 0.1  # the reading is plausible again: arm there and run
+    results += [rig.step() for _ in range(50)]
+    published = [r.command for r in results if r.command is not None]
+    np.testing.assert_allclose(published[0], rig.q, atol=1e-6)
+    assert not results[-1].held
+    _assert_safe_stream(results)
+
+
+def test_reactivation_with_an_out_of_limit_pose_does_not_resend_the_old_command(fake_clock):
+    rig = Rig(fake_clock)
+    rig.feed()
+    rig.rt.activate(fake_clock(), start_worker=False)
+    assert [rig.step() for _ in range(20)][-1].command is not None
+    rig.rt.deactivate()
+    rig.q[9] = -5.0  # right_elbow, limit -1.7628
+    rig.feed()
+    rig.rt.activate(fake_clock(), start_worker=False)
+    results = [rig.step() for _ in range(20)]
+    assert all(r.command is None for r in results)
+    assert "right_elbow = -5.0000 outside its limits [-1.7628, 1.6057]" in results[-1].reason
+
+
+def test_measured_joint_far_outside_its_limits_while_running_holds_naming_it(fake_clock):
+    """Defect 4: the assembler checked only length and finiteness."""
+    rig = Rig(fake_clock)
+    rig.feed()
+    rig.rt.activate(fake_clock(), start_worker=False)
+    results = [rig.step() for _ in range(20)]
+    last = results[-1].command
+    assert not results[-1].held
+    rig.q[9] = -5.0
+    held = [rig.step() for _ in range(10)]
+    assert all(r.held for r in held)
+    assert held[-1].reason.startswith("right: measured right_elbow = -5.0000 outside its limits")
+    np.testing.assert_array_equal(held[-1].command, last)  # the last safe command, republished
+    assert rig.rt.status(fake_clock())["reason"] == held[-1].reason
+    rig.q[9] = 0.1
+    results += held + [rig.step() for _ in range(30)]
+    assert not results[-1].held  # recovers with a chunk from fresh data
+    _assert_safe_stream(results)
+
+
+@pytest.mark.parametrize("state_source", ["command", "measured"])
+def test_reset_estop_with_the_arm_moved_ramps_from_the_last_published_command(
+    fake_clock, state_source
+):
+    """Defect 3: reset re-seeded from the measured pose: a 0.4 rad jump in one tick."""
+    cfg = PolicyRuntimeConfig(
+        strategy="rtc", n_action_steps=4, ramp_in_s=0.5, state_source=state_source
+    )
+    rig = Rig(fake_clock, cfg)
+    rig.feed()
+    rig.rt.activate(fake_clock(), start_worker=False)
+    results = [rig.step() for _ in range(40)]
+    rig.rt.estop("operator")
+    results += [rig.step() for _ in range(10)]
+    last = results[-1].command
+    rig.q[0] += 0.4  # the arm was pushed during the e-stop
+    rig.q[7] -= 0.4
+    rig.rt.reset_estop(fake_clock())
+    after = [rig.step() for _ in range(80)]
+    first = next(r.command for r in after if r.command is not None)
+    assert np.abs(first - last).max() <= STEP_MAX.max()
+    assert not after[-1].held
+    _assert_safe_stream(results + after)
+
+
+def test_watchdog_does_not_trip_on_the_sim_bringup_chunk_timing(fake_clock):
+    """Defect 7: 16 actions at 8.33 Hz last 1.92 s; with a 2.0 s watchdog measured from the
+    last arrival, any inference over 80 ms held the arm. Ticks run during the inference."""
+    cfg = PolicyRuntimeConfig(strategy="sync", n_action_steps=0, ramp_in_s=0.0)
+    backend = ScriptedConfig(action_rate_hz=8.33, chunk_size=16, latency_s=0.5)
+    rig = Rig(fake_clock, cfg, backend, tick_during_inference=True)
+    assert cfg.watchdog_inference_s == 2.0 and rig.rt.scheduler.n_action_steps == 16
+    rig.feed()
+    rig.rt.activate(fake_clock(), start_worker=False)
+    results = [rig.step() for _ in range(50 * 12)]
+    ticks = [r for _, r in rig.during] + results
+    assert rig.rt.worker.chunks >= 5
+    watchdog = [r.reason for r in ticks if r.held and "watchdog" in (r.reason or "")]
+    assert watchdog == []
+    held = [r for r in ticks if r.held]  # only while the first chunk is computed (0.5 s)
+    assert {r.reason for r in held} == {"no plan yet"} and len(held) <= 26
+
+
+def test_watchdog_holds_when_the_next_chunk_is_overdue_and_says_what_it_measured(fake_clock):
+    cfg = PolicyRuntimeConfig(strategy="sync", n_action_steps=0, ramp_in_s=0.0)
+    backend = ScriptedConfig(action_rate_hz=8.33, chunk_size=16, latency_s=0.1)
+    rig = Rig(fake_clock, cfg, backend, tick_during_inference=True)
+    rig.feed()
+    rig.rt.activate(fake_clock(), start_worker=False)
+    for _ in range(150):
+        rig.step()
+    assert not rig.rt.last_tick.held
+    rig.backend.config.latency_s = 3.0  # the next inference stalls
+    due = rig.rt.scheduler.next_chunk_due_ns()
+    rig.during.clear()
+    while not rig.during:
+        rig.step()
+    held = [(t, r) for t, r in rig.during if r.held]
+    t0, first = held[0]
+    assert 2.0 < (t0 - due) / 1e9 <= 2.0 + 0.02 + 1e-9  # one tick after 2 s late, not before
+    assert first.reason.startswith(f"watchdog: next chunk {(t0 - due) / 1e9:.2f} s overdue")
+    assert "(watchdog_inference_s 2.00 s)" in first.reason
+    assert "ran out, 1.92 s after that chunk arrived" in first.reason
+    assert all(r.held for t, r in rig.during if t > t0)
+    assert not [rig.step() for _ in range(60)][-1].held  # the late chunk arrived: running
+
+
+def test_first_chunk_clock_runs_from_the_last_stream_fault_or_e_stop_reset(fake_clock):
+    """Defect 7: "no first chunk after 104 s" was counted from the activation."""
+    cfg = PolicyRuntimeConfig(strategy="sync", n_action_steps=4, first_chunk_timeout_s=5.0)
+    rig = Rig(fake_clock, cfg)
+    rig.feed()
+    rig.rt.activate(fake_clock(), start_worker=False)
+    assert not [rig.step() for _ in range(60)][-1].held
+    rig.frozen.add("cam_high")
+    assert [rig.step() for _ in range(400)][-1].reason.startswith("cam_high: stale")  # 8 s
+    rig.frozen.clear()
+    assert rig.step(infer=False).reason == "no plan yet"  # not a watchdog on the first tick
+    for _ in range(250):  # 5 s more without a chunk: now the watchdog speaks
+        res = rig.step(infer=False)
+    assert res.reason.startswith("watchdog: no chunk 5.0")
+    assert res.reason.endswith(
+        "s after the last cam_high stream fault (first_chunk_timeout_s 5.00 s)"
+    )
+    assert not [rig.step() for _ in range(30)][-1].held
+    rig.rt.estop("operator")
+    for _ in range(400):
+        rig.step(infer=False)
+    rig.rt.reset_estop(fake_clock())
+    assert rig.step(infer=False).reason == "no plan yet"
+    res = [rig.step(infer=False) for _ in range(260)][-1]
+    assert "s after the e-stop reset" in res.reason
+    assert not [rig.step() for _ in range(30)][-1].held
+
+
+def test_watchdog_with_the_worker_thread_on_the_real_clock():
+    """The same timing for real: worker thread, sleeping backend, 50 Hz ticks on this thread.
+
+    2 s chunks (16 actions at 8 Hz), 0.3 s inference, a 1.0 s watchdog: measured from the last
+    arrival it trips after every chunk; measured from when the next chunk is due, only a stall
+    of 0.7 s would (generous for a loaded machine).
+    """
+    profile = load_profile("aloha_sim")
+    backend = ScriptedBackend(ScriptedConfig(action_rate_hz=8.0, chunk_size=16, latency_s=0.3))
+    cfg = PolicyRuntimeConfig(strategy="sync", n_action_steps=16, watchdog_inference_s=1.0)
+    rt = PolicyRuntime(profile, cfg, backend, time.monotonic_ns, HW)
+    q = np.full(14, 0.1, np.float32)
+
+    def feed():
+        now = time.monotonic_ns()
+        for name in CAMS:
+            rt.assembler.update_image(name, np.zeros((*HW, 3), np.uint8), now)
+        rt.assembler.update_joints("left", q[:7], now)
+        rt.assembler.update_joints("right", q[7:], now)
+
+    feed()
+    rt.activate(time.monotonic_ns())
+    reasons = []
+    try:
+        end = time.monotonic() + 8.0
+        while time.monotonic() < end and rt.worker.chunks < 2:
+            feed()
+            res = rt.tick(time.monotonic_ns())
+            reasons.append(res.reason)
+            time.sleep(0.02)
+    finally:
+        rt.close()
+    assert rt.worker.chunks >= 2, reasons[-1]
+    assert not [r for r in reasons if r and r.startswith("watchdog")]
