@@ -11,7 +11,6 @@ Threads: ``load`` on the configuring thread; ``infer`` / ``reset`` on the infere
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from collections.abc import Callable
@@ -37,18 +36,29 @@ class MotusBackend:
         checkpoint: folder written by ``MotusPolicy.save_pretrained``, the short name of a
             checkpoint shipped with the package (``aloha_sim_tiny``, found by
             :func:`motus_recorder.share.embedded_checkpoint_dir`), or ``"tiny-random"``.
-        device: ``cpu``, ``cuda[:i]`` or ``auto`` (CUDA when available); bf16 on CUDA, fp32 on
-            CPU.
+        device: ``cpu``, ``cuda[:i]`` or ``auto`` (CUDA when available).
+        dtype: run precision, ``auto`` (bf16 on CUDA, fp32 on CPU: the official precision),
+            ``float32`` or ``bfloat16``. bf16 keeps the time embeddings, AdaLN tables and RoPE
+            in fp32 / float64 (``MotusPolicy.to_runtime``) and rounds the sampling grid through
+            bf16 as upstream (docs/motus.md §2.2).
         seed: seed of the initial noise; each chunk uses ``seed + chunk index`` so runs are
             reproducible.
 
     Raises:
-        ValueError: empty checkpoint path, or an action rate that disagrees with the profile.
+        ValueError: empty checkpoint path, an unknown ``dtype``, or an action rate that
+            disagrees with the profile.
         FileNotFoundError: the checkpoint folder does not exist / no shipped checkpoint has
             that short name (the message lists the shipped ones).
     """
 
-    def __init__(self, profile: RobotProfile, checkpoint: str, device: str = "cpu", seed: int = 0):
+    def __init__(
+        self,
+        profile: RobotProfile,
+        checkpoint: str,
+        device: str = "cpu",
+        seed: int = 0,
+        dtype: str = "auto",
+    ):
         if not checkpoint:
             raise ValueError(
                 "motus.checkpoint: expected a checkpoint folder (MotusPolicy.save_pretrained) "
@@ -64,9 +74,18 @@ class MotusBackend:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = device
+        from motus_policy.model.modeling_motus import resolve_dtype
+
+        self.dtype = resolve_dtype(dtype, device)  # ValueError on a bad name, before loading
         self.seed = int(seed)
         self.policy = None
         self._chunks = 0
+
+    def _config(self) -> dict:
+        """The checkpoint's config.json (clear errors naming the file when missing / corrupt)."""
+        from motus_policy.model.pretrained import read_config
+
+        return read_config(self.checkpoint)
 
     @property
     def action_rate_hz(self) -> float:
@@ -75,8 +94,7 @@ class MotusBackend:
             return float(self.policy.config.action_rate_hz)
         if self.checkpoint == TINY_RANDOM:
             return self.profile.record_rate_hz
-        with open(Path(self.checkpoint) / "config.json", encoding="utf-8") as f:
-            return float(json.load(f)["policy"]["action_rate_hz"])
+        return float(self._config()["policy"]["action_rate_hz"])
 
     @property
     def chunk_size(self) -> int:
@@ -87,8 +105,7 @@ class MotusBackend:
 
         if self.checkpoint == TINY_RANDOM:
             return MotusConfig.from_preset("tiny").action_chunk_size
-        with open(Path(self.checkpoint) / "config.json", encoding="utf-8") as f:
-            return MotusConfig.from_dict(json.load(f)["motus"]).action_chunk_size
+        return MotusConfig.from_dict(self._config()["motus"]).action_chunk_size
 
     @property
     def qpos_source(self) -> str | None:
@@ -100,8 +117,7 @@ class MotusBackend:
             return self.policy.config.qpos_source
         if self.checkpoint == TINY_RANDOM:
             return None
-        with open(Path(self.checkpoint) / "config.json", encoding="utf-8") as f:
-            return json.load(f)["policy"].get("qpos_source")
+        return self._config()["policy"].get("qpos_source")
 
     @property
     def recommended_n_action_steps(self) -> int | None:
@@ -115,8 +131,7 @@ class MotusBackend:
             return getattr(self.policy.config, "recommended_n_action_steps", None)
         if self.checkpoint == TINY_RANDOM:
             return None
-        with open(Path(self.checkpoint) / "config.json", encoding="utf-8") as f:
-            return json.load(f)["policy"].get("recommended_n_action_steps")
+        return self._config()["policy"].get("recommended_n_action_steps")
 
     @property
     def video_frame_offsets_ns(self) -> tuple[int, ...]:
@@ -146,7 +161,8 @@ class MotusBackend:
             )
         else:
             say(f"loading Motus checkpoint {self.checkpoint} on {self.device}")
-            policy = MotusPolicy.from_pretrained(self.checkpoint, device=self.device)
+            policy = MotusPolicy.from_pretrained(self.checkpoint)
+        policy.to_runtime(self.device, self.dtype)
         rate = float(policy.config.action_rate_hz)
         stride = self.profile.record_rate_hz / rate
         if rate <= 0 or abs(stride - round(stride)) > 1e-6 or round(stride) < 1:
@@ -156,7 +172,10 @@ class MotusBackend:
                 "recorded frame (g integer, docs/motus.md §3.2): a checkpoint for another robot"
             )
         self.policy = policy
-        say(f"Motus loaded in {time.monotonic() - t0:.1f} s; warming up")
+        say(
+            f"Motus loaded in {time.monotonic() - t0:.1f} s ({self.device}, "
+            f"{str(self.dtype).removeprefix('torch.')}); warming up"
+        )
         blank = Observation(
             images={
                 c.name: np.zeros((c.height, c.width, 3), np.uint8) for c in self.profile.cameras

@@ -81,8 +81,9 @@ class ActionExpertBlock(nn.Module):
         self.norm2 = nn.LayerNorm(D, eps=config.action_eps, elementwise_affine=False)
         self.modulation = nn.Parameter(torch.randn(1, 6, D) / D**0.5)
         # [q/k/v, head, in, head_dim]: q[b,t,n,:] = Σ_d x[b,t,d]·W[0,n,d,:]
-        # (docs/checkpoint-format.md §3).
-        self.wan_action_qkv = nn.Parameter(torch.randn(3, N, D, Dh) / D**0.5)
+        # (docs/checkpoint-format.md §3); std 1/sqrt(D·Dh) as the official
+        # models/action_expert.py (ActionExpertBlock).
+        self.wan_action_qkv = nn.Parameter(torch.randn(3, N, D, Dh) / (D * Dh) ** 0.5)
         # RMSNorm epsilon unverified in the official code; we use the expert's eps.
         self.wan_action_norm_q = nn.RMSNorm(N * Dh, eps=config.action_eps)
         self.wan_action_norm_k = nn.RMSNorm(N * Dh, eps=config.action_eps)
@@ -150,6 +151,28 @@ class ActionExpert(nn.Module):
         self.time_projection = nn.Sequential(nn.SiLU(), nn.Linear(D, 6 * D))
         self.blocks = nn.ModuleList(ActionExpertBlock(config) for _ in range(config.num_layers))
         self.decoder = ActionDecoder(config)
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        """The official fresh-training initialisation, in place.
+
+        As ``ActionExpert.initialize_weights`` in the official models/action_expert.py: every
+        ``nn.Linear`` xavier-uniform with zero bias, the output head zero, the time-embedding
+        MLP's weights normal with std 0.02. The AdaLN tables (randn/sqrt(D)), the q/k/v into Wan
+        heads (randn/sqrt(D·Dh)) and the registers (std 0.02) keep their construction values,
+        as upstream.
+        """
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        head = self.decoder.action_head[-1]
+        nn.init.zeros_(head.weight)
+        nn.init.zeros_(head.bias)
+        for m in self.time_embedding.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, std=0.02)
 
     def embed(self, state: torch.Tensor | None, actions: torch.Tensor) -> torch.Tensor:
         """Input tokens (B, La, D) float32 from state (B, 14) (finetune) and actions (B, A, 14).

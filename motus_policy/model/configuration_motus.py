@@ -75,6 +75,10 @@ class MotusConfig:
         "none"  # "none" (RoboTwin raw qpos) | "min_max" to [0, 1] (docs/motus.md §4.2)
     )
     normalization_key: str = ""  # stat.json key for min_max ("ac_one", "aloha_agilex_2")
+    # text put in front of every instruction, for both T5 and the VLM (the checkpoint was
+    # trained and deployed with it): RoboTwin's fixed scene description
+    # (ROBOTWIN_INSTRUCTION_PREFIX), empty for the other presets (docs/motus.md §6.2)
+    instruction_prefix: str = ""
 
     # --- VAE geometry (docs/motus.md §3.3; the VAE itself lives in encoders/) --------------------
     latent_channels: int = 48  # Wan2.2 VAE z_dim
@@ -108,7 +112,9 @@ class MotusConfig:
     num_train_timesteps: int = 1000  # t = 1000·σ
     train_shift: float = 5.0  # training σ table shift (docs/motus.md §2.1)
     num_inference_steps: int = 10  # Euler steps over linspace(1, 0, N+1) (docs/motus.md §2.2)
-    bf16_schedule: bool = True  # round the sampling schedule through bf16 like the official code
+    # round the sampling grid through bf16 like the official code when the network runs in bf16
+    # (the upstream grid is a linspace in the model dtype; an fp32 network gets the exact grid)
+    bf16_schedule: bool = True
     video_loss_weight: float = 1.0
     action_loss_weight: float = 1.0
 
@@ -261,6 +267,15 @@ class MotusConfig:
         return cls(**{"preset": name, **PRESETS[name], **overrides})
 
 
+ROBOTWIN_INSTRUCTION_PREFIX = (
+    "The whole scene is in a realistic, industrial art style with three views: "
+    "a fixed rear camera, a movable left arm camera, and a movable right arm camera. "
+    "The aloha robot is currently performing the following task: "
+)
+"""RoboTwin's scene description, verbatim from the official
+``inference/robotwin/Motus/deploy_policy.py`` (``get_action``: ``scene_prefix``), which puts it
+in front of every instruction for both T5 and the VLM."""
+
 _REAL_ROBOT = dict(
     training_mode="finetune",
     num_video_frames=8,
@@ -277,6 +292,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         video_action_freq_ratio=2,
         global_downsample_rate=3,
         action_normalization="none",
+        instruction_prefix=ROBOTWIN_INSTRUCTION_PREFIX,
     ),
     # Real robots (aloha_agilex_2.yaml / ac_one.yaml): A = 48 at 30 Hz, min-max stats
     # (docs/motus.md §4.2).

@@ -38,14 +38,16 @@ VLM_PREFIX = "vlm_model."
 ACTION_PREFIX = "action_expert."
 UND_PREFIX = "und_expert."
 CANONICAL_PREFIXES = (WAN_PREFIX, VLM_PREFIX, ACTION_PREFIX, UND_PREFIX)
-ALIAS_PREFIXES = (
-    "video_module.video_model.wan_model.",
-    "und_module.vlm_model.",
-    "und_module.und_expert.",
-    "action_module.action_expert.",
-    "action_module.video_model.wan_model.",
-    "action_module.vlm_model.",
-)
+ALIAS_TARGETS = {
+    "video_module.video_model.wan_model.": WAN_PREFIX,
+    "und_module.vlm_model.": VLM_PREFIX,
+    "und_module.und_expert.": UND_PREFIX,
+    "action_module.action_expert.": ACTION_PREFIX,
+    "action_module.video_model.wan_model.": WAN_PREFIX,
+    "action_module.vlm_model.": VLM_PREFIX,
+}
+"""Alias prefix -> the canonical prefix whose tensors it repeats (docs/checkpoint-format.md §1)."""
+ALIAS_PREFIXES = tuple(ALIAS_TARGETS)
 POS_EMBEDDING_KEY = "action_expert.input_encoder.pos_embedding"
 UNMAPPED = "<unmapped>."
 """Prefix given to a Wan key with no diffusers name, so the loader reports it as unexpected."""
@@ -301,6 +303,29 @@ def split_official_state_dict(state: Mapping[str, torch.Tensor], num_layers: int
         split.wan_names.get(k, UNMAPPED + k): v for k, v in wan_orig.items()
     }
     return split
+
+
+def official_alias_keys(canonical_keys: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """The alias keys an official ``module`` dict holds next to ``canonical_keys``.
+
+    The official top-level model registers its sub-modules twice (the experts directly and
+    inside ``video_module`` / ``action_module`` / ``und_module``), so its state dict repeats
+    every canonical tensor under the alias prefixes of :data:`ALIAS_TARGETS`
+    (docs/checkpoint-format.md §1, §9).
+
+    Args:
+        canonical_keys: official keys under the canonical prefixes.
+
+    Returns:
+        alias key -> canonical key, in the order of :data:`ALIAS_TARGETS` then of
+        ``canonical_keys``.
+    """
+    return {
+        alias + key[len(canonical) :]: key
+        for alias, canonical in ALIAS_TARGETS.items()
+        for key in canonical_keys
+        if key.startswith(canonical)
+    }
 
 
 def export_official_state_dict(

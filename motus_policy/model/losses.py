@@ -49,6 +49,14 @@ def action_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(pred.float(), target.float())
 
 
+def _fixed(
+    x: torch.Tensor, shape: tuple[int, ...], name: str, device: torch.device
+) -> torch.Tensor:
+    if tuple(x.shape) != shape:
+        raise ValueError(f"{name}: expected shape {shape}, got {tuple(x.shape)}")
+    return x.to(device=device, dtype=torch.float32)
+
+
 def training_loss(
     model: MotusModel,
     video_latents: torch.Tensor,
@@ -58,6 +66,8 @@ def training_loss(
     *,
     condition_latent: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    sigmas: tuple[torch.Tensor, torch.Tensor] | None = None,
+    noise: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> LossOutput:
     """Noise a clean batch, run the network once and return the Motus loss (docs/motus.md §2.1).
 
@@ -72,9 +82,16 @@ def training_loss(
         condition_latent: (B, C, 1, h, w) latent of the condition frame encoded alone (official);
             default: ``video_latents[:, :, :1]``.
         generator: CPU generator for σ indices and noise (reproducibility).
+        sigmas: optional fixed (σ_video (B,), σ_action (B,)) used instead of drawing them.
+        noise: optional fixed (ε_video like ``video_latents``, ε_action like ``actions``) used
+            instead of drawing them. With both, ``generator`` is unused: this replays a stored
+            training step (the golden regression test, tests/model/test_golden.py).
 
     Returns:
         :class:`LossOutput`.
+
+    Raises:
+        ValueError: ``sigmas`` or ``noise`` of the wrong shape.
     """
     cfg = model.config
     B = video_latents.shape[0]
@@ -83,14 +100,21 @@ def training_loss(
         condition_latent = video_latents[:, :, :1]
 
     # 1. Independent σ per sample and modality from the shift-5 table
-    sig_v = sample_training_sigmas(
-        B, cfg.num_train_timesteps, cfg.train_shift, generator=generator, device=device
-    )
-    sig_a = sample_training_sigmas(
-        B, cfg.num_train_timesteps, cfg.train_shift, generator=generator, device=device
-    )
-    eps_v = torch.randn(video_latents.shape, generator=generator).to(device)
-    eps_a = torch.randn(actions.shape, generator=generator).to(device)
+    if sigmas is None:
+        sig_v = sample_training_sigmas(
+            B, cfg.num_train_timesteps, cfg.train_shift, generator=generator, device=device
+        )
+        sig_a = sample_training_sigmas(
+            B, cfg.num_train_timesteps, cfg.train_shift, generator=generator, device=device
+        )
+    else:
+        sig_v, sig_a = (_fixed(s, (B,), f"sigmas[{i}]", device) for i, s in enumerate(sigmas))
+    if noise is None:
+        eps_v = torch.randn(video_latents.shape, generator=generator).to(device)
+        eps_a = torch.randn(actions.shape, generator=generator).to(device)
+    else:
+        eps_v = _fixed(noise[0], tuple(video_latents.shape), "noise[0]", device)
+        eps_a = _fixed(noise[1], tuple(actions.shape), "noise[1]", device)
 
     # 2. Noisy inputs; condition frame re-imposed clean (teacher forcing)
     noisy_v = add_noise(video_latents.float(), eps_v, sig_v)

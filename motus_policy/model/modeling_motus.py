@@ -64,9 +64,36 @@ class MotusOutput:
     action_velocity: torch.Tensor
 
 
+DTYPES = ("auto", "float32", "bfloat16")
+"""Accepted run-dtype names (``motus.dtype`` on the policy node)."""
+
+
 def runtime_dtype(device: torch.device | str) -> torch.dtype:
     """bf16 on CUDA (the official run dtype), fp32 elsewhere (CPU tests)."""
     return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
+
+
+def resolve_dtype(name: str | torch.dtype, device: torch.device | str) -> torch.dtype:
+    """Run dtype from its name.
+
+    ``auto`` = bf16 on CUDA, fp32 elsewhere; or ``float32`` / ``bfloat16`` (a ``torch.dtype`` of
+    those two is passed through).
+
+    The official deployment runs the network in bf16 with fp32 time embeddings, AdaLN tables and
+    float64 RoPE (docs/motus.md §1.1; :meth:`MotusModel.to_runtime`).
+
+    Raises:
+        ValueError: another name or dtype (naming the accepted ones).
+    """
+    if isinstance(name, torch.dtype):
+        if name in (torch.float32, torch.bfloat16):
+            return name
+        raise ValueError(f"dtype: expected torch.float32 or torch.bfloat16, got {name}")
+    if name == "auto":
+        return runtime_dtype(device)
+    if name in ("float32", "bfloat16"):
+        return getattr(torch, name)
+    raise ValueError(f"motus.dtype: expected one of {DTYPES}, got {name!r}")
 
 
 def _timestep(t: torch.Tensor | float, batch: int, device: torch.device) -> torch.Tensor:
@@ -228,23 +255,42 @@ class MotusModel(nn.Module):
         """
         dtype = dtype or runtime_dtype(device)
         rope = self.video_model.wan_model.rope
-        saved = dict(rope.named_buffers())
-        self.to(device=device, dtype=dtype)
-        for name, buf in saved.items():
-            setattr(rope, name, buf.to(device))
-        if dtype != torch.float32:
-            ce = self.video_model.wan_model.condition_embedder
+        ce = self.video_model.wan_model.condition_embedder
+        keep_fp32 = {
+            id(p)
             for module in (
                 ce.time_embedder,
                 ce.time_proj,
                 self.action_expert.time_embedding,
                 self.action_expert.time_projection,
-            ):
-                module.float()
-            for name, param in self.named_parameters():
-                if name.endswith(("scale_shift_table", "modulation")):
-                    param.data = param.data.float()
+            )
+            for p in module.parameters()
+        }
+        keep_fp32 |= {
+            id(p)
+            for name, p in self.named_parameters()
+            if name.endswith(("scale_shift_table", "modulation"))
+        }
+        keep_buffers = {id(b) for b in rope.buffers()}
+        self.to(device=device)
+        # Cast tensor by tensor: a whole-model .to(bf16) followed by .float() would round the
+        # kept tables through bf16 first.
+        for module in self.modules():
+            for p in module.parameters(recurse=False):
+                if p.is_floating_point():
+                    p.data = p.data.to(torch.float32 if id(p) in keep_fp32 else dtype)
+            for name, b in module.named_buffers(recurse=False):
+                if b.is_floating_point() and id(b) not in keep_buffers:
+                    module._buffers[name] = b.to(dtype)
         return self
+
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """The dtype of the large matrices (bf16 after ``to_runtime(dtype=bf16)``, else fp32).
+
+        The time MLPs, AdaLN tables and RoPE stay fp32 / float64 whatever this says.
+        """
+        return self.video_model.wan_model.patch_embedding.weight.dtype
 
     def parameter_counts(self) -> dict[str, int]:
         """Parameters per expert and in total."""

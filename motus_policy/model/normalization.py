@@ -16,17 +16,21 @@ import numpy as np
 from motus_recorder import schema
 
 MIN_NORMALIZATION_RANGE = 1e-3
-"""Smallest per-dimension ``max - min`` (rad, or normalised gripper) used as a divisor. The
-official rule replaces only an exact 0 by 1 (docs/motus.md §4.2); a joint that never moves in
-the data (e.g. a waist held at 0) has a range of ~1e-15 from float noise, and dividing by it
-turns a 1e-5 rad sensor wiggle into 1e10. Below 1 mrad the range is replaced by 1 as well
-(identical to the official rule for every real range)."""
+"""Floor on ``max - min`` (rad, or normalised gripper) for checkpoints trained **here**, recorded
+in their ``config.json`` (``PolicyConfig.normalization_min_range``). A joint that never moves in
+the data (e.g. a waist held at 0) has a range of ~1e-15 from float noise, and dividing by it turns
+a 1e-5 rad sensor wiggle into 1e10; below 1 mrad the range is replaced by 1. Official checkpoints
+use the official rule (only an exactly-zero range becomes 1; docs/motus.md §4.2): with this floor
+a near-constant official joint would de-normalise up to ~1 rad off."""
 
 
-def safe_range(lo, hi) -> np.ndarray:
-    """``hi - lo`` (float64, (D,)) with ranges below :data:`MIN_NORMALIZATION_RANGE` set to 1."""
+def safe_range(lo, hi, min_range: float = 0.0) -> np.ndarray:
+    """``hi - lo`` (float64, (D,)) with exact zeros (and ranges below ``min_range``) set to 1.
+
+    ``min_range`` 0 is the official rule (docs/motus.md §4.2).
+    """
     r = np.asarray(hi, np.float64) - np.asarray(lo, np.float64)
-    return np.where(r < MIN_NORMALIZATION_RANGE, 1.0, r)
+    return np.where((r == 0) | (r < min_range), 1.0, r)
 
 
 @dataclass(frozen=True)
@@ -36,13 +40,18 @@ class NormalizationStats:
     Attributes:
         min: float64 (D,) per-dimension minimum.
         max: float64 (D,) per-dimension maximum (>= min).
+        min_range: ranges below this are replaced by 1 as well as exact zeros; 0 (default) is
+            the official rule, :data:`MIN_NORMALIZATION_RANGE` the floor of checkpoints trained
+            here.
 
     Raises:
-        ValueError: min/max not (D,) each, not finite, or max < min somewhere.
+        ValueError: min/max not (D,) each, not finite, max < min somewhere, or a negative /
+            non-finite ``min_range``.
     """
 
     min: np.ndarray
     max: np.ndarray
+    min_range: float = 0.0
 
     def __post_init__(self) -> None:
         lo, hi = np.asarray(self.min, np.float64), np.asarray(self.max, np.float64)
@@ -52,13 +61,17 @@ class NormalizationStats:
             )
         if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)) and np.all(hi >= lo)):
             raise ValueError(f"NormalizationStats: expected finite max >= min, got {lo} / {hi}")
+        if not (np.isfinite(self.min_range) and self.min_range >= 0):
+            raise ValueError(
+                f"NormalizationStats.min_range: expected a finite value >= 0, got {self.min_range}"
+            )
         object.__setattr__(self, "min", lo)
         object.__setattr__(self, "max", hi)
 
     @property
     def range(self) -> np.ndarray:
-        """``max - min``; ranges below :data:`MIN_NORMALIZATION_RANGE` replaced by 1."""
-        return safe_range(self.min, self.max)
+        """``max - min``; zero ranges (and ranges below ``min_range``) replaced by 1."""
+        return safe_range(self.min, self.max, self.min_range)
 
     def normalize(self, x: np.ndarray) -> np.ndarray:
         """``(x - min) / range`` for (..., D) arrays; float32."""
@@ -75,8 +88,12 @@ class NormalizationStats:
 
     @classmethod
     def from_entry(cls, entry: Mapping[str, Sequence[float]]) -> NormalizationStats:
-        """From one stat.json entry ``{"min": [D], "max": [D]}``."""
-        return cls(np.asarray(entry["min"]), np.asarray(entry["max"]))
+        """From one stat.json entry ``{"min": [D], "max": [D]}`` (optional ``"min_range"``)."""
+        return cls(
+            np.asarray(entry["min"]),
+            np.asarray(entry["max"]),
+            float(entry.get("min_range", 0.0)),  # type: ignore[arg-type]
+        )
 
     def to_json(self, key: str) -> dict:
         """``{key: {"min": [...], "max": [...]}}`` (stat.json style)."""

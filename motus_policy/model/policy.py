@@ -38,7 +38,7 @@ from motus_policy.model.encoders.text import T5TextEncoder
 from motus_policy.model.encoders.vae import MotusVAE
 from motus_policy.model.encoders.vlm import VLMFeatureExtractor
 from motus_policy.model.modeling_motus import MotusConditioning, MotusModel
-from motus_policy.model.normalization import NormalizationStats
+from motus_policy.model.normalization import MIN_NORMALIZATION_RANGE, NormalizationStats
 from motus_policy.model.pretrained import PretrainedParts, load_pretrained, save_pretrained
 from motus_policy.model.sampler import MODES, MotusSampler, SampleOutput
 from motus_policy.types import ActionChunk, Observation
@@ -65,6 +65,11 @@ class PolicyConfig:
         recommended_n_action_steps: actions per chunk to execute before re-planning that this
             checkpoint recommends (1..A; None: no recommendation, e.g. official checkpoints).
             The runtime's ``n_action_steps: 0`` uses it (the whole chunk when None).
+        normalization_min_range: per-dimension ``max - min`` below which the range is replaced
+            by 1 (besides an exact zero). 0 = the official rule (official checkpoints,
+            docs/motus.md §4.2); checkpoints trained here record
+            :data:`~motus_policy.model.normalization.MIN_NORMALIZATION_RANGE` (1e-3), and our
+            folders from before this field are read with it too (``from_pretrained``).
     """
 
     action_rate_hz: float = 30.0
@@ -74,6 +79,7 @@ class PolicyConfig:
     stats_key: str = "default"
     qpos_source: str | None = None
     recommended_n_action_steps: int | None = None
+    normalization_min_range: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.action_rate_hz > 0:
@@ -88,6 +94,11 @@ class PolicyConfig:
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
             raise ValueError(
                 f"PolicyConfig.recommended_n_action_steps: expected an int >= 1 or None, got {n!r}"
+            )
+        r = self.normalization_min_range
+        if isinstance(r, bool) or not isinstance(r, int | float) or not 0 <= r < float("inf"):
+            raise ValueError(
+                f"PolicyConfig.normalization_min_range: expected a finite number >= 0, got {r!r}"
             )
         if self.qpos_source not in (None, "command", "state"):
             raise ValueError(
@@ -104,6 +115,11 @@ class _PerStepConditioning(nn.Module):
         self.model = model
         self.config = model.config
         self._make = make_conditioning
+
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """The wrapped network's run dtype (the sampler's grid follows it)."""
+        return self.model.compute_dtype
 
     def forward(self, video, actions, t_v, t_a, state, conditioning):
         return self.model(video, actions, t_v, t_a, state, self._make())
@@ -156,8 +172,8 @@ class _Encoded:
         cond_latent: (B, C, 1, h, w) normalised VAE latent of the condition frame.
         clip_latents: (B, C, T', h, w) latents of ``_Prepared.clip``, or None.
         text: (B, text_len, text_dim) T5 context in the model dtype.
-        vlm_features: (B, L, vlm_hidden_size) Qwen3-VL features, zero right-padded to the
-            longest prompt.
+        vlm_features: (B, L, vlm_hidden_size) Qwen3-VL features, right-padded to the longest
+            prompt with each row's pad state (official batching; ``encoders/vlm.py``).
     """
 
     cond_latent: torch.Tensor
@@ -197,6 +213,11 @@ class MotusPolicy:
         self.config = config or PolicyConfig()
         cfg = model.config
         self.stats = stats or NormalizationStats.identity(cfg.action_dim)
+        if self.stats.min.shape[0] != cfg.action_dim:
+            raise ValueError(
+                f"normalisation stats ({self.config.stats_key!r}): expected {cfg.action_dim} "
+                f"dimensions (action_dim), got {self.stats.min.shape[0]}"
+            )
         if text_encoder.dim != cfg.text_dim:
             raise ValueError(
                 f"text encoder width {text_encoder.dim} != config.text_dim {cfg.text_dim}"
@@ -220,6 +241,55 @@ class MotusPolicy:
     def device(self) -> torch.device:
         """Device of the network parameters."""
         return next(self.model.parameters()).device
+
+    def to_runtime(
+        self, device: str | torch.device = "cpu", dtype: str | torch.dtype = "auto"
+    ) -> MotusPolicy:
+        """Move to ``device`` in the official run precision, in place.
+
+        The network goes through :meth:`MotusModel.to_runtime` (bf16 matrices with fp32 time
+        MLPs and AdaLN tables and float64 RoPE when ``dtype`` is bf16); T5 and Qwen3-VL take
+        ``dtype`` (the official deployment runs both in bf16); the VAE stays fp32. The sampling
+        grid follows the network dtype (:class:`~motus_policy.model.sampler.MotusSampler`).
+
+        Args:
+            device: ``cpu``, ``cuda[:i]``.
+            dtype: ``auto`` (bf16 on CUDA, fp32 on CPU), ``float32``, ``bfloat16`` or one of
+                those torch dtypes.
+
+        Returns:
+            ``self``.
+
+        Raises:
+            ValueError: an unknown dtype name.
+        """
+        from motus_policy.model.modeling_motus import resolve_dtype
+
+        run = resolve_dtype(dtype, device)
+        self.model.to_runtime(device, run)
+        self.text_encoder.model.to(device=device, dtype=run)
+        self.vlm.model.to(device=device, dtype=run)
+        self.vae.to(device=device, dtype=torch.float32)
+        self.text_encoder.clear_cache()
+        self.vlm.clear_cache()
+        return self
+
+    @property
+    def normalization(self) -> NormalizationStats:
+        """``stats`` with the checkpoint's range rule (``config.normalization_min_range``)."""
+        return dataclasses.replace(self.stats, min_range=self.config.normalization_min_range)
+
+    def model_instruction(self, instruction: str) -> str:
+        """The text both T5 and the VLM see.
+
+        The preset's ``instruction_prefix`` + instruction, bounded to the official text length
+        (:meth:`T5TextEncoder.fit`: 512 UMT5 tokens, truncated with a warning).
+
+        The one place the prefix and the bound are applied, for inference and training
+        (``MotusConfig.instruction_prefix``: RoboTwin's fixed scene description,
+        docs/motus.md §6.2).
+        """
+        return self.text_encoder.fit(self.model.config.instruction_prefix + instruction)
 
     @property
     def period_ns(self) -> int:
@@ -326,7 +396,8 @@ class MotusPolicy:
         comps, frames0 = zip(*(self._composites(o) for o in observations), strict=True)
         state = None
         if cfg.has_state:
-            s = np.stack([self.stats.normalize(o.state) for o in observations])  # (B, 14)
+            norm = self.normalization
+            s = np.stack([norm.normalize(o.state) for o in observations])  # (B, 14)
             state = torch.from_numpy(s).to(dev)
 
         def joint_tensor(
@@ -343,7 +414,7 @@ class MotusPolicy:
             ):
                 want = f"({B}, {length if length else 'd'}, {cfg.action_dim})"
                 raise ValueError(f"{name}: expected {want}, got {x.shape}")
-            return torch.from_numpy(self.stats.normalize(x)).to(dev)
+            return torch.from_numpy(self.normalization.normalize(x)).to(dev)
 
         clip = None
         if future_frames is not None:
@@ -363,7 +434,7 @@ class MotusPolicy:
         return _Prepared(
             frames0=np.stack(frames0),  # B x (H, W, 3) -> (B, H, W, 3)
             vlm_images=list(frames0) if self.config.vlm_image == "model" else list(comps),
-            instructions=[o.instruction for o in observations],
+            instructions=[self.model_instruction(o.instruction) for o in observations],
             state=state,
             action_prefix=joint_tensor(action_prefix, "action_prefix", None),
             actions=joint_tensor(actions, "actions", A),
@@ -450,7 +521,7 @@ class MotusPolicy:
         if out.actions is None:
             acts = np.full((B, A, cfg.action_dim), np.nan, np.float32)
         else:
-            acts = self.stats.denormalize(out.actions.float().cpu().numpy())  # (B, A, 14)
+            acts = self.normalization.denormalize(out.actions.float().cpu().numpy())  # (B,A,14)
         latency = time.perf_counter_ns() - t_start_ns
         period = self.period_ns
         r = cfg.video_action_freq_ratio
@@ -495,14 +566,15 @@ class MotusPolicy:
         cls,
         directory: str | Path,
         device: str | torch.device = "cpu",
-        dtype: torch.dtype | None = None,
+        dtype: str | torch.dtype | None = None,
     ) -> MotusPolicy:
         """Load a folder written by :meth:`save_pretrained`.
 
         Args:
             directory: the folder.
             device: where to put every model.
-            dtype: dtype of the network and encoders (default: as stored); the VAE stays fp32.
+            dtype: run dtype (``auto``, ``float32``, ``bfloat16`` or a torch dtype), applied
+                with :meth:`to_runtime` (fp32 time tables and RoPE kept); None: as stored.
 
         Raises:
             CheckpointMismatchError / KeyError: weights do not fit the stored configs.
@@ -510,8 +582,21 @@ class MotusPolicy:
             ValueError: unknown format.
         """
         parts = load_pretrained(directory, device=device, dtype=dtype)
-        config = PolicyConfig(**parts.policy_config)
-        stats = NormalizationStats.from_json(parts.stats, config.stats_key)
+        stored = dict(parts.policy_config)
+        # our folders from before the field were all trained here, with the 1e-3 floor
+        stored.setdefault("normalization_min_range", MIN_NORMALIZATION_RANGE)
+        config = PolicyConfig(**stored)
+        where = Path(directory) / "stats.json"
+        try:
+            stats = NormalizationStats.from_json(parts.stats, config.stats_key)
+        except (KeyError, ValueError) as e:
+            raise type(e)(f"{where}: {e}") from e
+        dim = parts.model.config.action_dim
+        if stats.min.shape[0] != dim:
+            raise ValueError(
+                f"{where}: entry {config.stats_key!r} has {stats.min.shape[0]} dimensions, "
+                f"expected {dim} (the model's action_dim)"
+            )
         return cls(parts.model, parts.vae, parts.text_encoder, parts.vlm, stats, config)
 
 

@@ -30,7 +30,7 @@ from motus_policy.model.configuration_motus import MotusConfig
 from motus_policy.model.encoders.text import T5TextEncoder, TextEncoderConfig
 from motus_policy.model.encoders.vae import MotusVAE, VAEConfig
 from motus_policy.model.encoders.vlm import VLMConfig, VLMFeatureExtractor
-from motus_policy.model.modeling_motus import MotusModel
+from motus_policy.model.modeling_motus import MotusModel, resolve_dtype
 
 FORMAT_VERSION = "motus_policy.pretrained/1"
 
@@ -121,22 +121,71 @@ def save_pretrained(parts: PretrainedParts, directory: str | Path) -> Path:
     return out
 
 
+def _read_json(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{path}: missing; a checkpoint folder written by MotusPolicy.save_pretrained holds "
+            "config.json, stats.json, model.safetensors and the tokenizer folders"
+        ) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(
+            f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno}; "
+            f"{len(text)} bytes): the file is truncated or corrupt"
+        ) from None
+
+
+def read_config(directory: str | Path) -> dict[str, Any]:
+    """``config.json`` of a checkpoint folder, checked.
+
+    Raises:
+        FileNotFoundError: no ``config.json`` (naming the file).
+        ValueError: not valid JSON (truncated / corrupt, naming the file), or a format other
+            than :data:`FORMAT_VERSION`.
+    """
+    path = Path(directory) / "config.json"
+    config = _read_json(path)
+    if not isinstance(config, dict) or config.get("format") != FORMAT_VERSION:
+        got = config.get("format") if isinstance(config, dict) else type(config).__name__
+        raise ValueError(f"{path}: format {got!r}, expected {FORMAT_VERSION!r}")
+    return config
+
+
+def _folder(d: Path, name: str, what: str) -> str:
+    path = d / name
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"{path}: missing {what} folder (HF save_pretrained layout); the checkpoint folder "
+            "is incomplete: copy it again or re-save it with MotusPolicy.save_pretrained"
+        )
+    return str(path)
+
+
 def load_pretrained(
-    directory: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+    directory: str | Path,
+    device: str | torch.device = "cpu",
+    dtype: str | torch.dtype | None = None,
 ) -> PretrainedParts:
     """Read a folder written by :func:`save_pretrained`.
 
     Args:
         directory: the folder.
         device: where to put every model.
-        dtype: dtype of the network and encoders (default: as stored); the VAE stays fp32.
+        dtype: run dtype of the network and encoders (``auto``, ``float32``, ``bfloat16`` or a
+            torch dtype; default: as stored); the network keeps fp32 time tables and float64
+            RoPE (``MotusModel.to_runtime``); the VAE stays fp32.
 
     Returns:
         :class:`PretrainedParts`.
 
     Raises:
         CheckpointMismatchError / KeyError: weights do not fit the stored configs.
-        ValueError: unknown format.
+        FileNotFoundError: a missing file or tokenizer / image-processor folder (named).
+        ValueError: unknown format; a truncated or corrupt ``config.json``, ``stats.json`` or
+            ``model.safetensors`` (named).
     """
     from safetensors.torch import load_file
     from transformers import (
@@ -151,10 +200,21 @@ def load_pretrained(
     )
 
     d = Path(directory)
-    config = json.loads((d / "config.json").read_text())
-    if config.get("format") != FORMAT_VERSION:
-        raise ValueError(f"{d}: format {config.get('format')!r}, expected {FORMAT_VERSION!r}")
-    tensors = load_file(str(d / "model.safetensors"))
+    config = read_config(d)
+    weights = d / "model.safetensors"
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights}: missing (the network and encoder weights)")
+    try:
+        tensors = load_file(str(weights))
+    except Exception as e:  # safetensors raises its own SafetensorError (no public class)
+        raise ValueError(
+            f"{weights}: cannot be read ({e}; {weights.stat().st_size} bytes): the file is "
+            "truncated or corrupt"
+        ) from None
+    tokenizer_t5 = _folder(d, "tokenizer_t5", "T5 tokenizer")
+    tokenizer_vlm = _folder(d, "tokenizer_vlm", "Qwen3-VL tokenizer")
+    image_processor = _folder(d, "image_processor", "Qwen3-VL image processor")
+    stats = _read_json(d / "stats.json")
 
     def part(prefix: str) -> dict[str, torch.Tensor]:
         return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
@@ -170,8 +230,10 @@ def load_pretrained(
     vlm = Qwen3VLForConditionalGeneration(vlm_cfg)
     load_into(vlm, part("vlm."), where=f"{d}/model.safetensors", prefix_for_messages="vlm.")
     if dtype is not None:
-        for m in (model, t5, vlm):
-            m.to(dtype)
+        # the network via to_runtime: a plain .to(bf16) would round RoPE and the time tables
+        model.to_runtime(device, resolve_dtype(dtype, device))
+        for m in (t5, vlm):
+            m.to(resolve_dtype(dtype, device))
     for m in (model, vae, t5, vlm):
         m.to(device)
     return PretrainedParts(
@@ -179,15 +241,15 @@ def load_pretrained(
         vae=vae,
         text_encoder=T5TextEncoder(
             t5,
-            AutoTokenizer.from_pretrained(str(d / "tokenizer_t5")),
+            AutoTokenizer.from_pretrained(tokenizer_t5),
             TextEncoderConfig(**config["t5"]["settings"]),
         ),
         vlm=VLMFeatureExtractor(
             vlm,
-            AutoTokenizer.from_pretrained(str(d / "tokenizer_vlm")),
-            Qwen2VLImageProcessorPil.from_pretrained(str(d / "image_processor")),
+            AutoTokenizer.from_pretrained(tokenizer_vlm),
+            Qwen2VLImageProcessorPil.from_pretrained(image_processor),
             VLMConfig(**config["vlm"]["settings"]),
         ),
         policy_config=config["policy"],
-        stats=json.loads((d / "stats.json").read_text()),
+        stats=stats,
     )

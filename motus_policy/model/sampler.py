@@ -65,7 +65,10 @@ class MotusSampler:
     Args:
         model: the network (put it in eval mode and on its device yourself).
         num_steps: Euler steps; default ``model.config.num_inference_steps`` (10).
-        bf16_schedule: bf16-rounded grid like the official code; default from the config.
+        bf16_schedule: bf16-rounded grid like the official code. Default: it follows the run
+            dtype as upstream, where the grid is a ``linspace`` in the model dtype: bf16-rounded
+            when the network runs in bf16 (``model.compute_dtype``) and ``config.bf16_schedule``
+            is True; the exact fp32 grid for an fp32 network (docs/motus.md §2.2, §9.11).
 
     Thread safety: stateless apart from the schedule; one call at a time per model.
     """
@@ -75,10 +78,10 @@ class MotusSampler:
     ) -> None:
         cfg = model.config
         self.model = model
-        self.schedule = EulerSchedule(
-            num_steps or cfg.num_inference_steps,
-            cfg.bf16_schedule if bf16_schedule is None else bf16_schedule,
-        )
+        if bf16_schedule is None:
+            run_dtype = getattr(model, "compute_dtype", torch.float32)
+            bf16_schedule = cfg.bf16_schedule and run_dtype == torch.bfloat16
+        self.schedule = EulerSchedule(num_steps or cfg.num_inference_steps, bf16_schedule)
 
     @torch.no_grad()
     def sample(
@@ -92,6 +95,7 @@ class MotusSampler:
         video_latents: torch.Tensor | None = None,
         action_prefix: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        initial_noise: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> SampleOutput:
         """Run one sampling loop in ``mode``.
 
@@ -107,6 +111,10 @@ class MotusSampler:
             action_prefix: optional (B, d, 14), d ≤ A, actions to inpaint (modes that denoise
                 actions only; see module docstring).
             generator: seeds the initial noise (reproducible runs); on the model's device.
+            initial_noise: optional (video (B, C, T', h, w), actions (B, A, 14)) initial noise
+                used instead of drawing it (``generator`` is then unused); frame 0 of the video
+                noise is replaced by the condition latent. Used to replay a stored run (the
+                golden regression test, tests/model/test_golden.py).
 
         Returns:
             :class:`SampleOutput`.
@@ -129,8 +137,14 @@ class MotusSampler:
         cond0 = condition_latent.float()
 
         # 1. Initial noise (video first, then actions, from one generator)
-        video_noise = torch.randn((B, C, T, h, w), generator=generator, device=device)
-        action_noise = torch.randn((B, A, D), generator=generator, device=device)
+        if initial_noise is None:
+            video_noise = torch.randn((B, C, T, h, w), generator=generator, device=device)
+            action_noise = torch.randn((B, A, D), generator=generator, device=device)
+        else:
+            video_noise = self._check(initial_noise[0], (B, C, T, h, w), "initial_noise[0]")
+            action_noise = self._check(initial_noise[1], (B, A, D), "initial_noise[1]")
+            video_noise = video_noise.to(device=device, dtype=torch.float32)
+            action_noise = action_noise.to(device=device, dtype=torch.float32)
         video = video_noise.clone()
         act = action_noise.clone()
         if mode == "wm":

@@ -23,7 +23,8 @@ class UndExpertBlock(nn.Module):
         D, N, Dh = config.und_hidden_size, config.num_heads, config.head_dim
         self.norm1 = nn.LayerNorm(D, eps=config.und_eps, elementwise_affine=False)
         self.norm2 = nn.LayerNorm(D, eps=config.und_eps, elementwise_affine=False)
-        self.wan_und_qkv = nn.Parameter(torch.randn(3, N, D, Dh) / D**0.5)
+        # std 1/sqrt(D·Dh) as the official models/und_expert.py (UndExpertBlock)
+        self.wan_und_qkv = nn.Parameter(torch.randn(3, N, D, Dh) / (D * Dh) ** 0.5)
         self.wan_und_norm_q = nn.RMSNorm(N * Dh, eps=config.und_eps)  # eps unverified upstream
         self.wan_und_norm_k = nn.RMSNorm(N * Dh, eps=config.und_eps)
         self.wan_und_o = nn.Linear(N * Dh, D, bias=False)

@@ -5,8 +5,13 @@ Per sample (docs/motus.md §2.1, §4.2, §4.5):
 * clip latents: the condition frame + F future frames (pad-to-fit H x W, [0, 1]) encoded by the
   frozen Wan2.2 VAE -> (C, T', h, w). The condition latent is the clip's latent frame 0 (the
   causal VAE encodes the first frame alone; the official code encodes it a second time).
-* VLM features: Qwen3-VL last hidden states of (image, instruction), image per ``vlm_image``.
+* VLM features: Qwen3-VL last hidden states of (image, instruction), image per ``vlm_image``,
+  and the prompt's pad state; a batch pads shorter prompts with their pad state, as the official
+  batch of id-0-padded input ids does (:func:`~motus_policy.model.encoders.vlm.pad_features`).
 * T5 context: the dataset's UMT5 embedding, or the policy's text encoder (LRU per instruction).
+
+The instruction given to T5 and the VLM is ``policy.model_instruction(instruction)``: the
+preset's ``instruction_prefix`` in front, bounded to the official 512 UMT5 tokens.
 
 VAE latents and VLM features depend only on (episode, condition index) for a fixed encoder and
 geometry, so they are cached on disk under a key that includes a fingerprint of the encoder
@@ -33,8 +38,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from motus_policy.model.encoders.vlm import pad_features
 from motus_policy.model.policy import MotusPolicy
 from motus_policy.training.data import MotusEpisodeDataset
+
+FEATURE_FORMAT = "vlm-pad-state/1"
+"""Part of the cache key: entries hold ``vlm`` (L, D) and ``vlm_pad`` (D,)."""
 
 
 def module_fingerprint(*modules: torch.nn.Module, extra: dict | None = None) -> str:
@@ -102,7 +111,14 @@ class FeatureEncoder:
             self._prefix = module_fingerprint(
                 policy.vae,
                 policy.vlm.model,
-                extra={**geometry, "vlm_image": vlm_image, "vlm": vlm_settings},
+                extra={
+                    **geometry,
+                    "vlm_image": vlm_image,
+                    "vlm": vlm_settings,
+                    "format": FEATURE_FORMAT,
+                    "instruction_prefix": policy.model.config.instruction_prefix,
+                    "text_max_length": policy.text_encoder.config.max_length,
+                },
             )
 
     def _path(self, episode: str, c: int) -> Path:
@@ -116,19 +132,21 @@ class FeatureEncoder:
         pixels = clip.permute(0, 2, 1, 3, 4).to(self.device)  # (n, 3, 1+F, H, W)
         return self.policy.vae.encode(pixels).float().cpu()
 
-    def _vlm_one(self, first: torch.Tensor, composite, instruction: str) -> torch.Tensor:
+    def _vlm_one(self, first: torch.Tensor, composite, instruction: str) -> dict:
+        """``{"vlm": (L, D), "vlm_pad": (D,)}`` float32 on the CPU for one sample."""
         image = to_uint8_hwc(first) if self.vlm_image == "model" else composite
         if image is None:
             raise ValueError("vlm_image='composite' needs the raw composite in the batch")
-        feats, _ = self.policy.vlm.features([image], [instruction], use_cache=False)
-        return feats[0].float().cpu()
+        text = self.policy.model_instruction(instruction)
+        rows, pad = self.policy.vlm.pair_features(image, text, use_cache=False)
+        return {"vlm": rows.float().cpu(), "vlm_pad": pad.float().cpu()}
 
     def _encode_one(self, batch: dict, i: int) -> dict[str, torch.Tensor]:
         first, video = batch["first_frame"][i : i + 1], batch["video_frames"][i : i + 1]
         composite = batch["composite"][i] if batch.get("composite") is not None else None
         return {
             "latents": self._encode_clips(first, video)[0],
-            "vlm": self._vlm_one(first[0], composite, batch["instruction"][i]),
+            **self._vlm_one(first[0], composite, batch["instruction"][i]),
         }
 
     def _load(self, path: Path | None) -> dict[str, torch.Tensor] | None:
@@ -198,7 +216,7 @@ class FeatureEncoder:
                         raw = it.get("vlm_inputs", {}).get("composite")
                         raw = raw.numpy() if raw is not None else None
                         vlm = self._vlm_one(it["first_frame"], raw, it["instruction"])
-                        outs[k] = {"latents": latents[k].clone(), "vlm": vlm}
+                        outs[k] = {"latents": latents[k].clone(), **vlm}
                         self._store(paths[k], outs[k])
                 self._memory.update(zip(keys, outs, strict=True))
                 bar.update(len(chunk))
@@ -212,7 +230,7 @@ class FeatureEncoder:
             ValueError: dataset embeddings whose width is not the config's ``text_dim``.
         """
         cfg = self.policy.model.config
-        instructions = list(batch["instruction"])
+        instructions = [self.policy.model_instruction(t) for t in batch["instruction"]]
         if self.text_source == "encoder":
             return self.policy.text_encoder.encode(instructions).float().to(self.device)
         ctx = batch["language_embedding"].float()[:, : cfg.text_len]
@@ -233,13 +251,11 @@ class FeatureEncoder:
         """Features of a whole batch.
 
         Returns:
-            ``(clip_latents (B, C, T', h, w), vlm (B, L, D) zero-padded, text (B, Lt, Dt))``,
-            float32 on ``device``.
+            ``(clip_latents (B, C, T', h, w), vlm (B, L, D), text (B, Lt, Dt))``, float32 on
+            ``device``; a shorter prompt's VLM rows past its length hold its pad state, as the
+            official batch (:func:`~motus_policy.model.encoders.vlm.pad_features`).
         """
         per = [self.sample_features(batch, i) for i in range(len(batch["instruction"]))]
         latents = torch.stack([p["latents"] for p in per]).to(self.device)
-        n_tok = max(p["vlm"].shape[0] for p in per)
-        vlm = torch.zeros(len(per), n_tok, per[0]["vlm"].shape[-1])
-        for i, p in enumerate(per):
-            vlm[i, : p["vlm"].shape[0]] = p["vlm"]
+        vlm, _ = pad_features([p["vlm"] for p in per], [p["vlm_pad"] for p in per])
         return latents, vlm.to(self.device), self.text_context(batch)

@@ -41,7 +41,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from motus_policy.model.losses import training_loss
-from motus_policy.model.normalization import NormalizationStats
+from motus_policy.model.normalization import MIN_NORMALIZATION_RANGE, NormalizationStats
 from motus_policy.model.policy import MotusPolicy, PolicyConfig
 from motus_policy.training import checkpointing as ckpt
 from motus_policy.training.config import TrainConfig
@@ -115,7 +115,11 @@ class Trainer:
         mcfg = self.policy.model.config
         self.base = MotusEpisodeDataset(
             roots=list(config.data_roots),
-            stats={"min": self.policy.stats.min.tolist(), "max": self.policy.stats.max.tolist()},
+            stats={
+                "min": self.policy.stats.min.tolist(),
+                "max": self.policy.stats.max.tolist(),
+                "min_range": self.policy.config.normalization_min_range,
+            },
             action_chunk=mcfg.action_chunk_size,
             downsample=mcfg.global_downsample_rate,
             video_ratio=mcfg.video_action_freq_ratio,
@@ -126,6 +130,7 @@ class Trainer:
             vlm_fn=keep_raw_composite if self.policy.config.vlm_image == "composite" else None,
             require_embedding=self.text_source == "dataset",
             max_episodes=config.max_episodes,
+            index_rule="latent_action" if mcfg.training_mode == "pretrain" else "stage3",
         )
         self.train_set, self.val_set = self._split()
         cache = config.feature_cache
@@ -196,7 +201,11 @@ class Trainer:
             desc = f"resumed {resume_from}"
         else:
             stats, key = resolve_stats(cfg)
-            policy_cfg = PolicyConfig(vlm_image=cfg.vlm_image, stats_key=key)
+            policy_cfg = PolicyConfig(  # trained here: the documented range floor
+                vlm_image=cfg.vlm_image,
+                stats_key=key,
+                normalization_min_range=MIN_NORMALIZATION_RANGE,
+            )
             policy, desc = build_policy(
                 cfg.preset,
                 cfg.init,

@@ -89,3 +89,29 @@ def test_embedded_checkpoint_recommends_its_whole_chunk_before_loading():
     b = MotusBackend(load_profile("aloha_sim"), str(EMBEDDED_CHECKPOINT))
     assert b.policy is None
     assert b.recommended_n_action_steps == b.chunk_size == 16
+
+
+def test_dtype_runs_the_official_precision_and_bad_names_are_refused():
+    """motus.dtype (issue #16 §2): bf16 matrices, fp32 time MLPs / AdaLN tables, unrounded RoPE,
+    and the bf16 sampling grid; ``auto`` is fp32 on CPU."""
+    import torch
+
+    from motus_policy.model.sampler import MotusSampler
+
+    prof = load_profile("aloha_sim")
+    assert MotusBackend(prof, TINY_RANDOM, device="cpu").dtype == torch.float32  # auto on CPU
+    with pytest.raises(ValueError, match="motus.dtype"):
+        MotusBackend(prof, TINY_RANDOM, dtype="fp16")
+    b = MotusBackend(prof, TINY_RANDOM, device="cpu", dtype="bfloat16")
+    lines = []
+    b.load(progress=lines.append)
+    assert any("bfloat16" in line for line in lines)
+    model = b.policy.model
+    assert model.compute_dtype == torch.bfloat16
+    assert model.action_expert.time_embedding[0].weight.dtype == torch.float32
+    assert model.video_model.wan_model.blocks[0].scale_shift_table.dtype == torch.float32
+    assert all(buf.dtype != torch.bfloat16 for buf in model.video_model.wan_model.rope.buffers())
+    assert b.policy.text_encoder.model.dtype == torch.bfloat16
+    assert MotusSampler(model).schedule.bf16
+    chunk = b.infer(_obs(prof), mode="vla", num_steps=2, action_prefix=None, instruction="go")
+    assert chunk.actions.dtype == np.float32 and np.all(np.isfinite(chunk.actions))

@@ -173,16 +173,106 @@ def test_save_and_load_pretrained(policy, tmp_path):
     np.testing.assert_array_equal(loaded.stats.max, STATS.max)
 
 
-def test_near_constant_dimension_is_not_blown_up_by_normalisation():
+def test_normalisation_rule_is_official_for_official_checkpoints_and_floored_for_ours(tmp_path):
+    """Official rule: only an exactly-zero range becomes 1 (docs/motus.md §4.2); checkpoints
+    trained here record the 1e-3 floor (issue #16 §3)."""
+    from motus_policy.model.normalization import MIN_NORMALIZATION_RANGE
+
     lo, hi = np.zeros(14), np.ones(14)
-    hi[0] = 1.8e-15  # a joint that never moved in the data: float-noise range
-    stats = NormalizationStats(lo, hi)
+    hi[0] = 5e-4  # a near-constant joint of an official checkpoint: a real, tiny range
+    hi[1] = 0.0  # exactly constant
     x = np.full(14, 0.5)
-    x[0] = 1e-5  # a sensor wiggle at run time
-    y = stats.normalize(x)
-    assert abs(y[0]) < 1e-4 and np.allclose(y[1:], 0.5)
+    x[0], x[1] = 2.5e-4, 0.25
+    official = NormalizationStats(lo, hi)
+    y = official.normalize(x)
+    assert y[0] == pytest.approx(0.5) and y[1] == pytest.approx(0.25)  # 0 range -> 1
+    np.testing.assert_allclose(official.denormalize(y), x, atol=1e-7)
+    ours = NormalizationStats(lo, hi, min_range=MIN_NORMALIZATION_RANGE)
+    assert ours.normalize(x)[0] == pytest.approx(2.5e-4)  # floored: range 1
     # training reads the same class from a stat.json entry (MotusEpisodeDataset.normalization)
     np.testing.assert_allclose(
         NormalizationStats.from_entry({"min": lo, "max": hi}).normalize(x), y
     )
-    np.testing.assert_allclose(stats.denormalize(y), x, atol=1e-6)
+    entry = {"min": lo, "max": hi, "min_range": MIN_NORMALIZATION_RANGE}
+    assert NormalizationStats.from_entry(entry).min_range == MIN_NORMALIZATION_RANGE
+
+    # The policy applies its config's rule: official (0) by default, recorded in config.json.
+    p = build_tiny_policy(seed=0, stats=official)
+    assert p.config.normalization_min_range == 0.0
+    np.testing.assert_allclose(p.normalization.normalize(x), y)
+    folder = p.save_pretrained(tmp_path / "official_rule")
+    assert MotusPolicy.from_pretrained(folder).normalization.min_range == 0.0
+    # our folders from before the field were trained with the floor: read with it
+    import json
+
+    cfg = json.loads((folder / "config.json").read_text())
+    del cfg["policy"]["normalization_min_range"]
+    (folder / "config.json").write_text(json.dumps(cfg))
+    assert MotusPolicy.from_pretrained(folder).normalization.min_range == MIN_NORMALIZATION_RANGE
+
+
+def test_stats_of_the_wrong_dimension_name_the_file_and_both_sizes(tmp_path):
+    import json
+
+    folder = build_tiny_policy(seed=0).save_pretrained(tmp_path / "p")
+    stats = json.loads((folder / "stats.json").read_text())
+    key = next(iter(stats))
+    stats[key] = {"min": [0.0] * 12, "max": [1.0] * 12}
+    (folder / "stats.json").write_text(json.dumps(stats))
+    with pytest.raises(ValueError, match=r"stats\.json: .* 12 dimensions, expected 14"):
+        MotusPolicy.from_pretrained(folder)
+    with pytest.raises(ValueError, match="expected 14 dimensions .*got 12"):
+        build_tiny_policy(seed=0, stats=NormalizationStats(np.zeros(12), np.ones(12)))
+
+
+def test_instruction_prefix_reaches_t5_and_the_vlm_from_one_place():
+    """RoboTwin's checkpoint was trained and deployed with a fixed scene description in front
+    of every instruction (official inference/robotwin/Motus/deploy_policy.py; issue #16 §3)."""
+    import dataclasses
+
+    from motus_policy.model.configuration_motus import ROBOTWIN_INSTRUCTION_PREFIX, MotusConfig
+
+    assert MotusConfig.from_preset("robotwin").instruction_prefix == ROBOTWIN_INSTRUCTION_PREFIX
+    assert ROBOTWIN_INSTRUCTION_PREFIX.startswith("The whole scene is in a realistic")
+    assert ROBOTWIN_INSTRUCTION_PREFIX.endswith("performing the following task: ")
+    for preset in ("aloha_agilex_2", "ac_one", "latent_action", "tiny"):
+        assert MotusConfig.from_preset(preset).instruction_prefix == ""
+
+    p = build_tiny_policy(seed=0)
+    p.model.config = dataclasses.replace(p.model.config, instruction_prefix="Scene: ")
+    seen = {"t5": [], "vlm": []}
+    enc, feats = p.text_encoder.encode, p.vlm.features
+    p.text_encoder.encode = lambda texts, **kw: seen["t5"].append(list(texts)) or enc(texts, **kw)
+    p.vlm.features = lambda ims, texts, **kw: seen["vlm"].append(list(texts)) or feats(
+        ims, texts, **kw
+    )
+    p.predict(_obs(0, instruction="pick"), mode="vla", num_steps=1, seed=0)
+    assert seen == {"t5": [["Scene: pick"]], "vlm": [["Scene: pick"]]}
+
+
+def test_long_instructions_are_truncated_the_same_way_for_both_encoders(caplog):
+    """Issue #14 defect 6: both encoders see the instruction bounded to 512 UMT5 tokens."""
+    p = build_tiny_policy(seed=0)
+    limit = p.text_encoder.config.instruction_max_tokens
+    assert limit == 512  # the official text length, also for the tiny encoders
+    short = "pick up the red cube"
+    assert p.model_instruction(short) == short
+    long_text = (
+        "ab " * 400
+    )  # the tiny T5 tokenizer is byte-level: 1199 tokens + EOS after cleaning
+    with caplog.at_level("WARNING"):
+        fitted = p.model_instruction(long_text)
+        assert p.model_instruction(long_text) == fitted  # remembered, warned once
+    ids = p.text_encoder.tokenizer(fitted)["input_ids"]
+    assert len(ids) == limit  # 511 tokens + EOS: exactly the tokenizer's own truncation
+    full = p.text_encoder.tokenizer(long_text.strip(), truncation=True, max_length=limit)
+    assert ids == full["input_ids"]
+    warnings = [r.getMessage() for r in caplog.records if "official text length" in r.getMessage()]
+    assert len(warnings) == 1 and "1200 UMT5 tokens" in warnings[0] and "511 tokens" in warnings[0]
+    seen = []
+    feats = p.vlm.features
+    p.vlm.features = lambda ims, texts, **kw: seen.extend(texts) or feats(ims, texts, **kw)
+    p.predict(_obs(0, instruction=long_text), mode="vla", num_steps=1, seed=0)
+    assert seen == [fitted]
+    huge = "x" * 1_000_000  # a runaway string is cut before tokenising
+    assert len(p.model_instruction(huge)) == limit - 1

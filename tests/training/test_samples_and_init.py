@@ -132,3 +132,42 @@ def test_max_episodes_keeps_the_first_episodes_and_refuses_more_than_exist(tiny_
     assert first_two.n_frames(1) == every.n_frames(1)
     with pytest.raises(ValueError, match="asked for 4, but only 3 complete episodes"):
         dataset(4)
+
+
+def test_latent_action_indices_follow_the_official_stage2_loader():
+    """Official data/latent_action/latent_action_dataset.py ``_select_indices``: actions at
+    c + 6 i, i = 0..7, clamped to T-2; video at c + 6 (i+1), clamped to T-1 (issue #16 §3)."""
+    from motus_policy.model import MotusConfig
+    from motus_policy.training.data import INDEX_RULES, latent_action_indices
+
+    cfg = MotusConfig.from_preset("latent_action")
+    a, g, r, f = (
+        cfg.action_chunk_size,
+        cfg.global_downsample_rate,
+        cfg.video_action_freq_ratio,
+        cfg.num_video_frames,
+    )
+    assert (a, g, r, f) == (8, 6, 1, 8)
+    acts, vid = latent_action_indices(100, 10, a, g, r, f)
+    assert acts == [10 + 6 * i for i in range(8)]
+    assert vid == [10 + 6 * (i + 1) for i in range(8)]
+    acts, vid = latent_action_indices(40, 5, a, g, r, f)  # near the end: clamped
+    assert acts == [min(5 + 6 * i, 38) for i in range(8)]
+    assert vid == [min(5 + 6 * (i + 1), 39) for i in range(8)]
+    assert INDEX_RULES["latent_action"] is latent_action_indices
+
+
+def test_dataset_uses_the_stage2_rule_for_latent_action(tiny_dataset):
+    base = MotusEpisodeDataset(
+        [tiny_dataset], None, action_chunk=8, downsample=6, video_ratio=1, video_frames=8,
+        image_hw=(128, 96), text_len=8, require_embedding=False, index_rule="latent_action",
+    )  # fmt: skip
+    item = base.sample(0, c=2)
+    assert item["action_indices"][:3] == [2, 8, 14]  # from the condition frame on
+    n = base.n_frames(0)
+    assert max(item["action_indices"]) <= n - 2
+    with pytest.raises(ValueError, match="index_rule"):
+        MotusEpisodeDataset(
+            [tiny_dataset], None, action_chunk=8, downsample=6, video_ratio=1, video_frames=8,
+            image_hw=(128, 96), index_rule="stage2",
+        )  # fmt: skip

@@ -15,6 +15,7 @@ official deployment re-encodes every call (docs/motus.md §6.2, §8).
 from __future__ import annotations
 
 import html
+import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -30,11 +31,16 @@ class TextEncoderConfig:
         max_length: tokens kept per instruction (Wan: 512; longer text is truncated).
         context_len: rows of the returned context (Wan/Motus ``text_len``: 512, zero-padded).
         cache_size: instructions kept in the LRU cache (0 disables caching).
+        instruction_max_tokens: bound on an instruction for *both* encoders, in tokens of this
+            tokenizer with EOS (:meth:`T5TextEncoder.fit`); the official text length, 512.
+            Independent of ``max_length`` so the tiny encoders (``max_length`` 32) keep the
+            same bound on what reaches the VLM.
     """
 
     max_length: int = 512
     context_len: int = 512
     cache_size: int = 64
+    instruction_max_tokens: int = 512
 
     def __post_init__(self) -> None:
         if self.max_length <= 0:
@@ -46,6 +52,19 @@ class TextEncoderConfig:
             )
         if self.cache_size < 0:
             raise ValueError(f"TextEncoderConfig.cache_size: expected >= 0, got {self.cache_size}")
+        if self.instruction_max_tokens < 2:
+            raise ValueError(
+                "TextEncoderConfig.instruction_max_tokens: expected >= 2, got "
+                f"{self.instruction_max_tokens}"
+            )
+
+
+log = logging.getLogger(__name__)
+
+MAX_TOKEN_CHARS = 64
+"""Characters per token that no tokenizer exceeds in practice: text beyond
+``instruction_max_tokens * MAX_TOKEN_CHARS`` characters is cut before tokenising, so a runaway
+string costs no more than a long instruction (issue #14 defect 6)."""
 
 
 def clean_instruction(text: str) -> str:
@@ -74,6 +93,7 @@ class T5TextEncoder:
         self.tokenizer = tokenizer
         self.config = config or TextEncoderConfig()
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._fitted: OrderedDict[str, str] = OrderedDict()  # fit(): instruction -> bounded
         self.hits = 0
         self.misses = 0
 
@@ -86,6 +106,56 @@ class T5TextEncoder:
         """Forget all cached embeddings and reset the hit/miss counters."""
         self._cache.clear()
         self.hits = self.misses = 0
+
+    def fit(self, instruction: str) -> str:
+        """The instruction bounded to the official text length, for T5 *and* the VLM.
+
+        Policy (issue #14 defect 6; docs/motus.md §5.2): an instruction whose UMT5 tokens
+        (EOS included) exceed ``config.instruction_max_tokens`` (512, the official
+        ``text_len``) is truncated, not refused: it is whitespace-cleaned
+        (:func:`clean_instruction`) and cut after the last token that fits (511 tokens + EOS),
+        exactly where the tokenizer's own truncation would cut, and a warning (once per
+        distinct instruction) names both token counts and the characters kept. Callers give
+        the result to both encoders, so the VLM prompt gets the same bound. Shorter
+        instructions are returned unchanged.
+
+        Args:
+            instruction: the text (any length; beyond ``instruction_max_tokens *
+                MAX_TOKEN_CHARS`` characters it is cut before tokenising).
+
+        Returns:
+            ``instruction`` itself, or its cleaned, truncated form.
+        """
+        if instruction in self._fitted:
+            return self._fitted[instruction]
+        limit = self.config.instruction_max_tokens
+        text = clean_instruction(instruction[: limit * MAX_TOKEN_CHARS])
+        enc = self.tokenizer(
+            text, add_special_tokens=True, truncation=False, return_offsets_mapping=True
+        )
+        ids, offsets = enc["input_ids"], enc["offset_mapping"]
+        if len(ids) <= limit and len(instruction) <= limit * MAX_TOKEN_CHARS:
+            return self._remember(instruction, instruction)
+        special = len(self.tokenizer("", add_special_tokens=True)["input_ids"])
+        keep = limit - special  # real tokens kept (EOS appended by the tokenizer)
+        end = max((e for (_, e) in offsets[:keep]), default=0)
+        cut = text[:end]
+        log.warning(
+            "instruction of %d characters is %s UMT5 tokens, above the official text length "
+            "%d: truncated to its first %d tokens (%d characters) for both T5 and the VLM",
+            len(instruction),
+            f"{len(ids)}" if len(instruction) <= limit * MAX_TOKEN_CHARS else f">= {len(ids)}",
+            limit,
+            keep,
+            len(cut),
+        )  # once per distinct instruction: the result is remembered
+        return self._remember(instruction, cut)
+
+    def _remember(self, instruction: str, fitted: str) -> str:
+        self._fitted[instruction] = fitted
+        while len(self._fitted) > max(self.config.cache_size, 1):
+            self._fitted.popitem(last=False)
+        return fitted
 
     @torch.no_grad()
     def _encode_uncached(self, texts: list[str]) -> list[torch.Tensor]:

@@ -15,6 +15,15 @@ copies -> tokenize; ``pixel_values``/``image_grid_thw`` from the Qwen2-VL image 
 
 Features are cached per observation (key: image bytes + instruction): the official loop re-runs
 the VLM at every denoising step with identical inputs (docs/motus.md §2.2, §8).
+
+Batches of prompts of different lengths are padded as the official code does: the *input ids*
+are right-padded with id 0 (attention mask 0) and the understanding expert attends to the LM's
+last hidden states at the pad positions too (official data/dataset.py
+``_process_vlm_inputs_batch`` and models/motus.py ``_process_vlm_inputs_to_tokens``). With right
+padding and the causal, padding-masked attention, every pad position of a row sees the same
+thing (the row's real tokens, a pad embedding, the pad position id), so all its pad rows equal
+one "pad state": :meth:`VLMFeatureExtractor.pair_features` computes it with one extra pad token
+and :func:`pad_features` fills the batch with it, which keeps per-pair caching exact.
 """
 
 from __future__ import annotations
@@ -27,6 +36,34 @@ from typing import Literal
 import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase, Qwen3VLForConditionalGeneration
+
+PAD_ID = 0
+"""Input id the official code right-pads VLM prompts with (see the module docstring)."""
+
+
+def pad_features(
+    rows: list[torch.Tensor], pads: list[torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batch per-pair features the official way (pad states, not zeros).
+
+    Row i's positions past its length hold its pad state ``pads[i]`` (the LM hidden state at a
+    pad position; module docstring).
+
+    Args:
+        rows: B tensors (L_i, D), the real tokens' last hidden states.
+        pads: B tensors (D,), each row's pad state.
+
+    Returns:
+        ``features`` (B, max L_i, D) and ``mask`` bool (B, max L_i), True on real tokens.
+    """
+    L = max(r.shape[0] for r in rows)
+    feats = rows[0].new_empty(len(rows), L, rows[0].shape[-1])
+    mask = torch.zeros(len(rows), L, dtype=torch.bool, device=feats.device)
+    for i, (r, p) in enumerate(zip(rows, pads, strict=True)):
+        feats[i, : r.shape[0]] = r
+        feats[i, r.shape[0] :] = p.to(feats.dtype)
+        mask[i, : r.shape[0]] = True
+    return feats, mask
 
 
 @dataclass(frozen=True)
@@ -94,7 +131,7 @@ class VLMFeatureExtractor:
                 f"tokenizer id of {self.config.image_token!r} is {self.image_token_id}, but the "
                 f"model expects image_token_id={model.config.image_token_id}"
             )
-        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
@@ -174,10 +211,42 @@ class VLMFeatureExtractor:
         kw["pixel_values"] = kw["pixel_values"].to(dtype)
         return self.model.model(**kw).last_hidden_state
 
+    def pair_features(
+        self, image: np.ndarray, instruction: str, use_cache: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Last hidden states of one (image, instruction) pair and its pad state.
+
+        The prompt is run with one extra pad token (id :data:`PAD_ID`, attention mask 0) at
+        the end; the causal LM leaves the real rows unchanged, and the extra row is the state
+        the official batch padding gives every pad position of this row (module docstring).
+
+        Returns:
+            ``rows`` (L, hidden) and ``pad`` (hidden,), in the model dtype (cached entries are
+            returned as the same tensors: do not modify them in place).
+        """
+        key = observation_key(image, instruction)
+        if use_cache and self.config.cache_size and key in self._cache:
+            self._cache.move_to_end(key)
+            self.hits += 1
+            return self._cache[key]
+        inp = self.build_inputs([image], [instruction])
+        for k in ("input_ids", "attention_mask", "mm_token_type_ids"):
+            inp[k] = torch.nn.functional.pad(
+                inp[k], (0, 1), value=PAD_ID if k == "input_ids" else 0
+            )
+        hidden = self._run(inp)[0]
+        out = (hidden[:-1].clone(), hidden[-1].clone())
+        self.misses += 1
+        if use_cache and self.config.cache_size:
+            self._cache[key] = out
+            while len(self._cache) > self.config.cache_size:
+                self._cache.popitem(last=False)
+        return out
+
     def features(
         self, images: list[np.ndarray], instructions: list[str], use_cache: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Last-hidden-state features of each (image, instruction) pair.
+        """Last-hidden-state features of each (image, instruction) pair, batched officially.
 
         Args:
             images: B uint8 (H, W, 3) RGB composites.
@@ -185,35 +254,15 @@ class VLMFeatureExtractor:
             use_cache: look up / store per-pair features in the LRU cache.
 
         Returns:
-            ``features`` (B, L, hidden) in the model dtype, right-padded with zeros to the longest
-            prompt L, and ``mask`` bool (B, L), True on real tokens.
+            ``features`` (B, L, hidden) in the model dtype, L the longest prompt; a shorter
+            row's positions past its prompt hold its pad state (the LM hidden state at an id-0
+            pad position, as the official batch; :func:`pad_features`), and ``mask`` bool
+            (B, L), True on real tokens.
         """
-        keys = [observation_key(img, t) for img, t in zip(images, instructions, strict=True)]
-        rows: dict[int, torch.Tensor] = {}
-        todo = []
-        for i, k in enumerate(keys):
-            if use_cache and self.config.cache_size and k in self._cache:
-                self._cache.move_to_end(k)
-                rows[i] = self._cache[k]
-                self.hits += 1
-            else:
-                todo.append(i)
-        if todo:
-            # One prompt per pair, run separately: batching with right padding changes nothing
-            # for the real rows (causal LM), but per-pair runs keep cached and fresh rows equal.
-            for i in todo:
-                inp = self.build_inputs([images[i]], [instructions[i]])
-                rows[i] = self._run(inp)[0].clone()
-                self.misses += 1
-                if use_cache and self.config.cache_size:
-                    self._cache[keys[i]] = rows[i]
-                    while len(self._cache) > self.config.cache_size:
-                        self._cache.popitem(last=False)
-        seq = [rows[i] for i in range(len(keys))]
-        L = max(r.shape[0] for r in seq)
-        feats = seq[0].new_zeros(len(seq), L, seq[0].shape[-1])
-        mask = torch.zeros(len(seq), L, dtype=torch.bool, device=feats.device)
-        for i, r in enumerate(seq):
-            feats[i, : r.shape[0]] = r
-            mask[i, : r.shape[0]] = True
-        return feats, mask
+        if len(images) != len(instructions):
+            raise ValueError(f"got {len(images)} images but {len(instructions)} instructions")
+        pairs = [
+            self.pair_features(img, t, use_cache)
+            for img, t in zip(images, instructions, strict=True)
+        ]
+        return pad_features([r for r, _ in pairs], [p for _, p in pairs])
