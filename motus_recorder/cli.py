@@ -5,6 +5,11 @@ Examples::
     motus-dataset validate data/             # exit 1 and one line per problem if any
     motus-dataset stats data/ --write        # per-dimension min/max, update data/stat.json
     motus-dataset show data/ --episode pick/v1:0 --png ep0.png
+    motus-dataset embed data/ --t5 umt5-xxl/                 # instructions/<i>.pt (UMT5, bf16)
+    motus-dataset stats data/ --export-official aloha_agilex_2 \
+        --official-stat Motus/data/utils/stat.json           # the official loader's stats file
+    motus-dataset validate data/ --official aloha_agilex_2 \
+        --official-stat Motus/data/utils/stat.json           # everything the official loader needs
 """
 
 from __future__ import annotations
@@ -17,28 +22,87 @@ from pathlib import Path
 
 import numpy as np
 
-from motus_recorder.dataset import TaskFolder, find_tasks, validate
+from motus_recorder.dataset import (
+    OFFICIAL_KEYS,
+    OFFICIAL_STAT_FILE,
+    EpisodeFileError,
+    TaskFolder,
+    embed_dataset,
+    export_official_stat,
+    find_tasks,
+    validate_report,
+)
 from motus_recorder.stats import STAT_FILE, minmax, read_stat_file
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    n, problems = validate(args.root, decode=not args.no_decode)
-    for p in problems:
+    rep = validate_report(
+        args.root,
+        decode=not args.no_decode,
+        official=args.official,
+        official_stat=args.official_stat,
+    )
+    for p in rep.problems:
         print(f"ERROR {p}")
-    if problems:
-        print(f"INVALID: {len(problems)} problem(s), {n} complete episode(s) in {args.root}")
+    for note in rep.notes:
+        print(f"NOTE {note}")
+    if rep.problems:
+        print(
+            f"INVALID: {len(rep.problems)} problem(s), {rep.episodes} complete episode(s) "
+            f"in {args.root}"
+        )
         return 1
-    print(f"OK: {n} episode(s) in {len(find_tasks(args.root))} task folder(s) under {args.root}")
+    for_official = f", ready for the official {args.official} loader" if args.official else ""
+    print(
+        f"OK: {rep.episodes} episode(s) in {rep.tasks} task folder(s) under {args.root}"
+        f"{for_official}"
+    )
+    return 0
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    from motus_recorder.writers.torch_io import UMT5Embedder
+
+    try:
+        embedder = UMT5Embedder(args.t5, args.tokenizer, device=args.device, dtype=args.dtype)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"ERROR {exc}", file=sys.stderr)
+        return 2
+    try:
+        s = embed_dataset(args.root, embedder, force=args.force)
+    except (RuntimeError, ValueError, OSError) as exc:
+        print(f"ERROR {exc}", file=sys.stderr)
+        return 1
+    for f in s.files:
+        print(f"wrote {f}")
+    print(
+        f"{s.written} embedding file(s) written ({s.encoded} distinct instruction(s) encoded "
+        f"with {args.t5} on {embedder.device}), {s.skipped} episode(s) already had one"
+    )
     return 0
 
 
 def _cmd_stats(args: argparse.Namespace) -> int:
+    if args.export_official:
+        try:
+            path, entry = export_official_stat(args.root, args.export_official, args.official_stat)
+        except (ValueError, OSError) as exc:
+            print(f"ERROR {exc}", file=sys.stderr)
+            return 1
+        print(f"{entry['file_count']} episode(s)")
+        print(json.dumps({args.export_official: entry}, indent=1))
+        print(f"wrote entry {args.export_official!r} of {path}")
+        return 0
     per_key: dict[str, list[np.ndarray]] = defaultdict(list)
     frames = episodes = 0
     for t in find_tasks(args.root):
         task = TaskFolder(t)
         for i in task.episode_indices():
-            ep = task.read_episode(i, embedding=False)
+            try:
+                ep = task.read_episode(i, embedding=False)
+            except EpisodeFileError as exc:
+                print(f"ERROR {exc}", file=sys.stderr)
+                return 1
             key = args.key or (ep.meta or {}).get("normalization_key") or "dataset"
             per_key[key].append(ep.qpos)
             frames += ep.qpos.shape[0]
@@ -121,15 +185,49 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = p.add_subparsers(dest="cmd", required=True)
+    official_stat_help = (
+        f"official stats file (default ROOT/{OFFICIAL_STAT_FILE}); the official loader reads "
+        "data/utils/stat.json of the Motus checkout"
+    )
     v = sub.add_parser("validate", help="check layout, shapes, NaNs, video frames vs qpos rows")
     v.add_argument("root", help="dataset root (searched recursively for task folders)")
     v.add_argument("--no-decode", action="store_true", help="skip decoding videos (faster)")
+    v.add_argument(
+        "--official",
+        choices=OFFICIAL_KEYS,
+        help="also check what the official loader of this key needs: UMT5 embeddings, numeric "
+        "names, the stats entry in --official-stat, 30 Hz for real-robot profiles",
+    )
+    v.add_argument("--official-stat", help=official_stat_help)
     v.set_defaults(fn=_cmd_validate)
     s = sub.add_parser("stats", help="per-dimension qpos min/max (stat.json format)")
     s.add_argument("root")
     s.add_argument("--key", help="stat.json key (default: each episode's normalization_key)")
     s.add_argument("--write", action="store_true", help="merge the result into ROOT/stat.json")
+    s.add_argument(
+        "--export-official",
+        metavar="KEY",
+        choices=OFFICIAL_KEYS,
+        help="write the min/max of every episode's qpos as entry KEY of --official-stat, in "
+        "the format of the official data/utils/stat.json (other entries kept)",
+    )
+    s.add_argument("--official-stat", help=official_stat_help)
     s.set_defaults(fn=_cmd_stats)
+    e = sub.add_parser(
+        "embed", help="write the UMT5 instruction embeddings the official trainer needs"
+    )
+    e.add_argument("root")
+    e.add_argument(
+        "--t5",
+        required=True,
+        metavar="PATH",
+        help="local UMT5 encoder folder (Hugging Face save_pretrained of umt5-xxl's encoder)",
+    )
+    e.add_argument("--tokenizer", help="tokenizer folder (default: PATH, else PATH/tokenizer)")
+    e.add_argument("--device", default="auto", help="cpu, cuda, ... (default: cuda if any)")
+    e.add_argument("--dtype", default="bfloat16", help="encoder dtype (default bfloat16)")
+    e.add_argument("--force", action="store_true", help="re-encode existing embeddings")
+    e.set_defaults(fn=_cmd_embed)
     sh = sub.add_parser("show", help="summary; optional contact sheet + qpos plot as PNG")
     sh.add_argument("root")
     sh.add_argument("--episode", help="TASK_SUBPATH:INDEX, e.g. pick/v1:0")

@@ -16,6 +16,7 @@ writer's worker thread.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -29,6 +30,7 @@ from motus_recorder import schema
 from motus_recorder.episode import Frame
 from motus_recorder.profile import RobotProfile
 from motus_recorder.sync import SyncConfig, SyncCore
+from motus_recorder.writers import torch_io
 from motus_recorder.writers.motus_format import MotusFormatWriter, WriterConfig
 from motus_recorder.writers.raw_bag import RawBagWriter
 
@@ -72,6 +74,13 @@ class RecorderConfig:
     command topic (leader / teleop targets, the official format's ``joint_action``) as qpos and
     the measured joint states into ``state/<i>.pt``; ``state`` records the measured joint states
     as qpos (for robots whose commands are not on the graph)."""
+    t5_path: str = ""
+    """Local folder of a UMT5 encoder (Hugging Face ``save_pretrained`` of umt5-xxl's encoder,
+    with its tokenizer): when set, every saved episode also gets ``instructions/<i>.pt``, the
+    bf16 [L, 4096] embedding the official trainer needs (each distinct instruction is encoded
+    once). Empty = no embedding at save time (``motus-dataset embed`` adds them later)."""
+    t5_device: str = "cpu"
+    """Torch device of the UMT5 encoder (``cpu``, ``cuda``); umt5-xxl needs ~11 GB there."""
 
     def __post_init__(self) -> None:
         if self.qpos_source not in schema.QPOS_SOURCES:
@@ -91,6 +100,17 @@ class RecorderConfig:
             raise ValueError(f"RecorderConfig.tolerance_s: expected >= 0, got {self.tolerance_s}")
 
 
+def cached_embedder(
+    embed: Callable[[str], np.ndarray], size: int = 16
+) -> Callable[[str], np.ndarray]:
+    """``embed`` with an LRU cache of ``size`` instructions.
+
+    An operator records one text many times; each distinct text is encoded once. A repeated
+    text returns the same array object.
+    """
+    return functools.lru_cache(maxsize=size)(embed)
+
+
 def state_stream(arm: str) -> str:
     """Sync stream name of an arm's measured joint states when qpos holds commands."""
     return f"{arm}.state"
@@ -103,7 +123,12 @@ class Recorder:
         config: settings.
         profile: the loaded robot profile (``config.profile`` names it).
         clock: the recording clock, int ns (the node's clock: sim time under ``use_sim_time``).
-        embed_fn: optional UMT5 encoder ``text -> [L, 4096]`` for ``instructions/<i>.pt``.
+        embed_fn: optional UMT5 encoder ``text -> [L, 4096]`` for ``instructions/<i>.pt``;
+            default: one loaded from ``config.t5_path`` when that is set.
+
+    Raises:
+        FileNotFoundError: ``config.t5_path`` is not a UMT5 folder with its tokenizer.
+        RuntimeError: another writer holds the variant folder.
     """
 
     def __init__(
@@ -126,6 +151,10 @@ class Recorder:
             max_drop_fraction=config.max_drop_fraction,
         )
         self.sync = SyncCore(sync_cfg, self.streams, clock)
+        if embed_fn is None and config.t5_path:
+            embed_fn = cached_embedder(
+                torch_io.UMT5Embedder(config.t5_path, device=config.t5_device)
+            )
         self.writer = MotusFormatWriter(
             WriterConfig(
                 root=config.root,

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from motus_policy.model.normalization import NormalizationStats
 from motus_recorder.composite import resize_pad
-from motus_recorder.dataset import Episode, complete_episodes
+from motus_recorder.dataset import Episode, EpisodeFileError, complete_episodes
 
 
 def sample_indices(n_frames: int, c: int, a: int, g: int, r: int, f: int) -> tuple[list, list]:
@@ -39,6 +39,25 @@ def sample_indices(n_frames: int, c: int, a: int, g: int, r: int, f: int) -> tup
     actions = [min(c + g * k, last) for k in range(1, a + 1)]
     video = [actions[r * j - 1] for j in range(1, f + 1)]
     return actions, video
+
+
+def latent_action_indices(
+    n_frames: int, c: int, a: int, g: int, r: int, f: int
+) -> tuple[list, list]:
+    """Stage-2 (``latent_action`` preset) indices for condition index ``c``.
+
+    As the official latent-action loader (data/latent_action/latent_action_dataset.py,
+    ``_select_indices``): actions at ``c + g*i``, i = 0..A-1 (from the condition frame on),
+    clamped to T-2; video at ``c + g*r*j``, j = 1..F, clamped to T-1.
+    """
+    actions = [min(c + g * i, n_frames - 2) for i in range(a)]
+    video = [min(c + g * r * j, n_frames - 1) for j in range(1, f + 1)]
+    return actions, video
+
+
+INDEX_RULES = {"stage3": sample_indices, "latent_action": latent_action_indices}
+"""``index_rule`` of :class:`MotusEpisodeDataset`: the stage-3 rule (docs/motus.md §3.2) or the
+stage-2 latent-action rule (``training_mode`` "pretrain")."""
 
 
 def condition_range(n_frames: int, a: int, g: int) -> int:
@@ -66,6 +85,13 @@ class MotusEpisodeDataset(Dataset):
             Qwen3-VL processor, owned by the model package); its output becomes ``vlm_inputs``.
         require_embedding: raise when an episode has no UMT5 embedding (else zeros).
         max_episodes: keep only the first N complete episodes (0 keeps all).
+        index_rule: "stage3" (default) or "latent_action" (stage 2; :data:`INDEX_RULES`).
+
+    Every episode is checked the first time it is used (and all of them by :meth:`preload`):
+    qpos finite, one video frame per qpos row (the official loader counts video frames and
+    indexes qpos with them). A bad episode raises
+    :class:`~motus_recorder.dataset.EpisodeFileError` naming the file (and row and dimension
+    for values); nothing is used silently. ``motus-dataset validate`` finds all of them at once.
 
     Items are read from disk per call (one PyAV seek + decode per item) unless :meth:`preload`
     was called, after which they come from RAM and are bit-identical.
@@ -76,6 +102,8 @@ class MotusEpisodeDataset(Dataset):
     Raises:
         ValueError: A != F*r, invalid ``stats`` (min/max not (D,), not finite, max < min), no
             complete episode found, or fewer than ``max_episodes``.
+        EpisodeFileError: (a ValueError, from :meth:`sample` / :meth:`preload`) an episode with
+            NaN/inf qpos, a qpos / video length mismatch, or an unreadable file.
     """
 
     def __init__(
@@ -93,7 +121,13 @@ class MotusEpisodeDataset(Dataset):
         vlm_fn: Callable[[str, np.ndarray], dict[str, torch.Tensor]] | None = None,
         require_embedding: bool = True,
         max_episodes: int = 0,
+        index_rule: str = "stage3",
     ):
+        if index_rule not in INDEX_RULES:
+            raise ValueError(
+                f"index_rule: expected one of {sorted(INDEX_RULES)}, got {index_rule!r}"
+            )
+        self.index_rule = INDEX_RULES[index_rule]
         if action_chunk != video_frames * video_ratio:
             raise ValueError(
                 f"action_chunk: expected video_frames*video_ratio = "
@@ -118,6 +152,7 @@ class MotusEpisodeDataset(Dataset):
         self.seed, self._worker = seed, None
         self.rng = np.random.default_rng(seed)
         self._loaded: dict[int, tuple[Episode, np.ndarray, np.ndarray | None]] = {}
+        self._checked: set[int] = set()
 
     def preload(self, keep_raw: bool = False, progress: bool = True) -> int:
         """Decode every episode once and keep it in RAM; later items index frames, not video.
@@ -131,16 +166,22 @@ class MotusEpisodeDataset(Dataset):
             Bytes of frames held.
 
         Raises:
-            ValueError: a video has fewer frames than its qpos rows.
+            EpisodeFileError: a video whose frame count differs from its qpos rows, NaN/inf in
+                a qpos (file, row and dimension named), an unreadable file.
         """
         total = 0
         for k in tqdm(range(len(self.episodes)), desc="preload", unit="ep", disable=not progress):
             task, i = self.episodes[k]
-            ep = task.read_episode(i)
+            ep = task.read_episode(i)  # EpisodeFileError on NaN/inf qpos
             raw = ep.frames()
             n = ep.qpos.shape[0]
-            if raw.shape[0] < n:
-                raise ValueError(f"{ep.video_path}: {raw.shape[0]} frames < {n} qpos rows")
+            if raw.shape[0] != n:
+                raise EpisodeFileError(
+                    ep.video_path,
+                    f"{raw.shape[0]} decoded frames but {ep.qpos_path} has {n} rows (expected "
+                    "one row per frame)",
+                )
+            self._checked.add(k)
             resized = np.stack([resize_pad(f, self.hw) for f in raw[:n]])
             kept = np.ascontiguousarray(raw[:n]) if keep_raw else None
             self._loaded[k] = (ep, resized, kept)
@@ -182,12 +223,15 @@ class MotusEpisodeDataset(Dataset):
         task, i = self.episodes[episode]
         loaded = self._loaded.get(episode)
         ep = loaded[0] if loaded is not None else task.read_episode(i)
+        if episode not in self._checked:  # once per episode: the video header's frame count
+            ep.check_video_length()
+            self._checked.add(episode)
         n = ep.qpos.shape[0]
         if c is None:
             c = int(self.rng.integers(0, condition_range(n, self.a, self.g) + 1))
         if not 0 <= c < n:
             raise ValueError(f"c: expected 0..{n - 1}, got {c}")
-        act_idx, vid_idx = sample_indices(n, c, self.a, self.g, self.r, self.f)
+        act_idx, vid_idx = self.index_rule(n, c, self.a, self.g, self.r, self.f)
         if loaded is not None:
             resized, raw = loaded[1][[c, *vid_idx]], loaded[2]
             first_raw = raw[c] if raw is not None else None

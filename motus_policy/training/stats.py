@@ -17,7 +17,7 @@ import numpy as np
 from motus_policy.model.configuration_motus import MotusConfig
 from motus_policy.model.normalization import NormalizationStats
 from motus_policy.training.config import TrainConfig
-from motus_recorder.dataset import complete_episodes, find_tasks
+from motus_recorder.dataset import complete_episodes, find_tasks, stat_file_problems
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +41,20 @@ def read_stats(roots: list[str]) -> dict[str, NormalizationStats]:
     """Entries of every root's ``stat.json`` merged per key (union range).
 
     The file is looked up in the root and up to two parent folders (see ``_stat_file``).
+
+    Raises:
+        ValueError: a ``stat.json`` that is not valid JSON or has an entry without 14 finite
+            values per min / max (or max < min); the message names the file, the entry and
+            the dimension.
     """
     merged: dict[str, NormalizationStats] = {}
     for root in roots:
         path = _stat_file(root)
         if path is None:
             continue
+        problems = stat_file_problems(path)  # NaN, wrong dimension, max < min, bad JSON
+        if problems:
+            raise ValueError("; ".join(problems))
         for key, entry in json.loads(path.read_text()).items():
             s = NormalizationStats(np.asarray(entry["min"]), np.asarray(entry["max"]))
             if key in merged:
@@ -95,12 +103,22 @@ def resolve_stats(config: TrainConfig) -> tuple[NormalizationStats | None, str]:
     return available[key], key
 
 
+def _read_meta(path: Path) -> dict:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(meta).__name__}")
+    return meta
+
+
 def action_rate_hz(roots: list[str], g: int) -> float:
     """Rate of the predicted actions: record rate / g (30 Hz / g when no metadata is found)."""
     for root in roots:
         for task in find_tasks(root):
             for meta in sorted((Path(task) / "meta").glob("*.json")):
-                rate = json.loads(meta.read_text()).get("record_rate_hz")
+                rate = _read_meta(meta).get("record_rate_hz")
                 if rate:
                     return float(rate) / g
     return DEFAULT_RECORD_RATE_HZ / g
@@ -121,7 +139,7 @@ def qpos_source(roots: list[str]) -> str | None:
     found: dict[str, Path] = {}
     for task, i in complete_episodes(roots):
         meta = task.path / "meta" / f"{i}.json"
-        source = json.loads(meta.read_text()).get("qpos_source") if meta.is_file() else None
+        source = _read_meta(meta).get("qpos_source") if meta.is_file() else None
         if source is not None:
             found.setdefault(str(source), meta)
     if len(found) > 1:

@@ -43,9 +43,17 @@ import numpy as np
 from motus_recorder import schema
 from motus_recorder.episode import EpisodeBuffer, Frame, FrameValidator
 from motus_recorder.profile import RobotProfile
-from motus_recorder.stats import update_stat_file
+from motus_recorder.stats import STAT_FILE, update_stat_file
 from motus_recorder.writers import torch_io
-from motus_recorder.writers.atomic import commit, committed_indices, fsync_dir, recover, write_text
+from motus_recorder.writers.atomic import (
+    COMPLETED,
+    commit,
+    committed_indices,
+    fsync_dir,
+    recover,
+    remove_stale_tmp,
+    write_text,
+)
 from motus_recorder.writers.video import EncoderWorker, VideoEncoder
 
 log = logging.getLogger(__name__)
@@ -53,6 +61,26 @@ log = logging.getLogger(__name__)
 SOFTWARE_VERSION = "motus_recorder 0.1.0"
 FORMAT = "motus-recorder/1"
 PART_DIRS = ("videos", "qpos", "instructions", "meta")
+
+
+def clean_stat_tmp(root: Path) -> list[str]:
+    """Remove ``<root>/.stat.json.<pid>.tmp`` files a killed :func:`update_stat_file` left.
+
+    Takes ``<root>/.stat.lock`` (the lock :func:`motus_recorder.stats.update_stat_file` writes
+    under), so a temporary file of a live writer in another process is never touched.
+
+    Returns:
+        One message per file removed.
+    """
+    root = Path(root)
+    if not any(root.glob(f".{STAT_FILE}.*.tmp")):
+        return []
+    with open(root / ".stat.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        gone = remove_stale_tmp(root, STAT_FILE)
+    return [
+        f"removed stale temporary file {p.name} of an interrupted stat.json update" for p in gone
+    ]
 
 
 class EpisodeWriteError(RuntimeError):
@@ -127,6 +155,12 @@ class MotusFormatWriter:
             self._lock.close()
             raise RuntimeError(f"{self.dir}: another writer is recording here") from None
         self.recovered = recover(self.dir)
+        stat_tmp = clean_stat_tmp(self.root)
+        self.recovered += stat_tmp
+        if stat_tmp or any(m.startswith(COMPLETED) for m in self.recovered):
+            # an episode committed after the last stat.json update (recovered now, or saved by
+            # a writer killed while updating the file): bring stat.json up to date
+            self._update_stats("a recovered episode")
         self.validator = FrameValidator(profile)
         cam = profile.cameras[0]
         self.composite_hw = (cam.height + cam.height // 2, cam.width)
@@ -222,14 +256,7 @@ class MotusFormatWriter:
                     f"episode {ep['index']}: commit interrupted ({exc}); the next start "
                     "completes it"
                 ) from exc
-        try:
-            update_stat_file(self.root)
-        except (OSError, ValueError) as exc:  # the episode itself is safely on disk
-            log.error(
-                "episode %d saved, but %s/stat.json was not updated: %s "
-                "(fix, then run `motus-dataset stats %s --write`)",
-                ep["index"], self.root, exc, self.root,
-            )  # fmt: skip
+        self._update_stats(f"episode {ep['index']}")
         log.info("saved episode %d (%d frames) in %s", ep["index"], len(ep["buffer"]), self.dir)
         return ep["index"]
 
@@ -247,6 +274,16 @@ class MotusFormatWriter:
             self._lock.close()
 
     # -- internals ------------------------------------------------------------------------------
+    def _update_stats(self, what: str) -> None:
+        try:
+            update_stat_file(self.root)
+        except (OSError, ValueError) as exc:  # the episode itself is safely on disk
+            log.error(
+                "%s saved, but %s/stat.json was not updated: %s "
+                "(fix, then run `motus-dataset stats %s --write`)",
+                what, self.root, exc, self.root,
+            )  # fmt: skip
+
     def _require(self) -> dict[str, Any]:
         if self._episode is None:
             raise RuntimeError("no episode is being recorded; call start_episode first")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import signal
 import subprocess
@@ -42,10 +43,17 @@ if mode == "commit":  # die by SIGKILL after the second rename of the commit
             if n[0] == 2:
                 os.kill(os.getpid(), signal.SIGKILL)
     motus_format.os.replace = replace
+if mode == "stat":  # die by SIGKILL while stat.json is being replaced (its tmp file written)
+    real = os.replace
+    def replace(src, dst):
+        if str(dst).endswith("stat.json"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        real(src, dst)
+    motus_format.os.replace = replace
 w.start_episode("crash test")
 for k in range(8):
     w.add_frame(frame_at(prof, k))
-if mode == "commit":
+if mode in ("commit", "stat"):
     w.save_episode()
 print("RECORDING", flush=True)
 time.sleep(60)
@@ -121,6 +129,31 @@ def test_sigkill_mid_commit_is_completed_at_next_start(tmp_path, small_profile_p
     assert torch_io.load_tensor(variant / "qpos" / "0.pt").shape == (8, 14)
     assert w.next_index == 1
     w.close()
+    # the recovered episode is in stat.json (the killed save never got to update it)
+    meta = json.loads((variant / "meta" / "0.json").read_text())
+    stat = json.loads((tmp_path / "stat.json").read_text())[meta["normalization_key"]]
+    assert stat == {"min": meta["qpos_min"], "max": meta["qpos_max"]}
+
+
+@pytest.mark.timeout(60)
+def test_sigkill_during_stat_update_leaves_no_tmp_after_next_start(tmp_path, small_profile_path):
+    proc = _run_child(tmp_path, small_profile_path, "stat")
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, out
+    leftovers = list(tmp_path.glob(".stat.json.*.tmp"))
+    assert len(leftovers) == 1 and not (tmp_path / "stat.json").exists()
+
+    from motus_recorder.profile import load_profile
+
+    w = MotusFormatWriter(
+        WriterConfig(root=str(tmp_path), task="t"), load_profile(small_profile_path)
+    )
+    w.close()
+    assert not list(tmp_path.glob(".stat.json.*.tmp"))
+    assert any(leftovers[0].name in m for m in w.recovered)
+    meta = json.loads((tmp_path / "t" / "default" / "meta" / "0.json").read_text())
+    stat = json.loads((tmp_path / "stat.json").read_text())[meta["normalization_key"]]
+    assert stat == {"min": meta["qpos_min"], "max": meta["qpos_max"]}  # refreshed
 
 
 def _enospc(*_a, **_k):
@@ -230,6 +263,10 @@ def test_sigkill_at_random_moments_never_exposes_a_partial_episode(tmp_path, sma
         assert not list(variant.glob(".tmp-*")), f"trial {trial}: leftovers not cleaned"
         idx = committed_indices(variant)
         assert idx == list(range(len(idx))), f"trial {trial}: indices {idx}"
+        assert not list(tmp_path.glob(".stat.json.*.tmp")), f"trial {trial}: stat tmp left"
         n, errors = validate(tmp_path)
-        assert errors == [] and n == len(idx), (trial, errors)
+        if not idx:  # killed before the first save: an empty dataset is not valid
+            assert n == 0 and len(errors) == 1 and "no complete episode" in errors[0]
+        else:
+            assert errors == [] and n == len(idx), (trial, errors)
     assert len(idx) > 0  # kills landed between and inside saves, not only before the first

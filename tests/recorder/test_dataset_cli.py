@@ -61,7 +61,7 @@ def _corrupt_video(d):
 
 def _corrupt_shape(d):
     torch_io.save_tensor(d / "qpos" / "0.pt", np.zeros((6, 7), np.float32))
-    return "qpos/0.pt: cannot read episode"
+    return "qpos/0.pt: expected a [T, 14] tensor, got (6, 7)"
 
 
 def _orphan_video(d):
@@ -69,14 +69,69 @@ def _orphan_video(d):
     return "videos/1.mp4: no matching qpos/1.pt"
 
 
+def _corrupt_inf(d):
+    q = np.zeros((9, 14), np.float32)
+    q[7, 13] = -np.inf
+    torch_io.save_tensor(d / "qpos" / "1.pt", q)
+    return "qpos/1.pt: non-finite value at row 7, dim 13 (-inf)"
+
+
+def _corrupt_meta(d):
+    (d / "meta" / "0.json").write_text('{"frames": 6, "profile": ')
+    return "meta/0.json: not valid JSON"
+
+
+def _out_of_limits(d):
+    # the episode's metadata names a shipped profile: its limits apply (100 rad is far out)
+    meta = json.loads((d / "meta" / "1.json").read_text())
+    meta["profile"] = "aloha_sim"
+    (d / "meta" / "1.json").write_text(json.dumps(meta))
+    q = torch_io.load_tensor(d / "qpos" / "1.pt")
+    q[5, 1] = 100.0
+    torch_io.save_tensor(d / "qpos" / "1.pt", q)
+    return "qpos/1.pt: row 5, dim 1 (left_shoulder) = 100.0000 outside the limits"
+
+
+def _stat_nan(d):
+    root = d.parent.parent
+    stat = json.loads((root / "stat.json").read_text())
+    key = next(iter(stat))
+    stat[key]["max"][4] = float("nan")
+    (root / "stat.json").write_text(json.dumps(stat))  # json writes NaN as a bare NaN
+    return f"stat.json: entry {key!r}: max[4] is nan (not finite)"
+
+
+def _stat_wrong_dim(d):
+    root = d.parent.parent
+    stat = json.loads((root / "stat.json").read_text())
+    key = next(iter(stat))
+    stat[key]["min"] = stat[key]["min"][:12]
+    (root / "stat.json").write_text(json.dumps(stat))
+    return f"stat.json: entry {key!r}: min: expected 14 values, got 12"
+
+
 @pytest.mark.parametrize(
-    "corrupt", [_corrupt_rows, _corrupt_nan, _corrupt_video, _corrupt_shape, _orphan_video]
+    "corrupt",
+    [
+        _corrupt_rows,
+        _corrupt_nan,
+        _corrupt_video,
+        _corrupt_shape,
+        _orphan_video,
+        _corrupt_inf,
+        _corrupt_meta,
+        _out_of_limits,
+        _stat_nan,
+        _stat_wrong_dim,
+    ],
 )
 def test_validate_rejects_corrupted_dataset_naming_the_file(dataset, capsys, corrupt):
     want = corrupt(dataset / "pick" / "v1")
     assert main(["validate", str(dataset)]) == 1
     out = capsys.readouterr().out
     assert want in out and "INVALID" in out
+    if corrupt is _corrupt_meta:  # the meta file is blamed, not the qpos
+        assert "qpos/0.pt" not in out
 
 
 def test_validate_rejects_empty_root(tmp_path, capsys):
