@@ -69,7 +69,14 @@ def cmd_replay(ns) -> int:
     out.mkdir(parents=True, exist_ok=True)
     streams = StreamMap.from_profile(profile)
     with open_bag(ns.bag) as reader:
-        index = index_bag(reader, streams)
+        index = index_bag(reader, streams, allow_damaged=ns.allow_damaged)
+        if not index.integrity.ok:
+            print(
+                f"[replay] WARNING: DAMAGED BAG {ns.bag}: {index.integrity.lost} mapped messages "
+                "lost; replaying what could be read (--allow-damaged). "
+                + "; ".join(index.integrity.problems),
+                file=sys.stderr,
+            )
         bar = tqdm(total=len(tick_times(index, rate)), desc="replay", unit="tick")
         with SideBySideVideo(out / "frames.mp4", fps=rate) as video:
             result = run_replay(
@@ -88,6 +95,7 @@ def cmd_replay(ns) -> int:
         "checkpoint": ns.checkpoint,
         "mode": ns.mode,
         "rate_hz": rate,
+        "bag_integrity": index.integrity.as_dict(),
     }
     summary = write_report(result, profile, meta, out)
     a = summary["actions"]
@@ -236,6 +244,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="per-joint velocity of the constant_velocity baseline (unit/s)",
     )
     r.add_argument("--video", action="store_true", help="write frames.mp4 (frame modes)")
+    r.add_argument(
+        "--allow-damaged",
+        action="store_true",
+        help="replay a damaged bag (messages lost against metadata.yaml / the MCAP summary, "
+        "a CRC mismatch, an unreadable chunk) as far as it reads, with a warning and the count "
+        "lost in replay.json; without it such a bag is an error (exit 2)",
+    )
     r.add_argument("--out", default="outputs/replay", help="output folder")
     r.set_defaults(func=cmd_replay)
 

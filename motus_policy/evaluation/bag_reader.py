@@ -12,17 +12,31 @@ where a header stamp is zero).
 Everything the replay relies on is checked up front by :func:`index_bag`: every mapped topic
 present with a supported type, stamps strictly increasing per topic, every joint name present,
 supported image encodings. Problems raise :class:`BagError` naming the topic and the time.
+
+Integrity (issue #14): a damaged file can read "successfully" with messages missing (rosbags
+skips the rest of a chunk whose records are garbage) or changed. :func:`index_bag` therefore
+compares, per mapped topic, the messages it read with the counts the bag declares:
+``metadata.yaml``'s ``topics_with_message_count`` and, for MCAP files, the summary section's
+``Statistics.channel_message_counts`` (read with the ``mcap`` library); and it re-reads every MCAP
+file with ``mcap``'s ``StreamReader(validate_crcs=True)``, which checks each chunk's CRC and the
+data-section CRC where the writer stored them (``ros2 bag record`` does; ``rosbags``' writer
+stores 0, "not computed", so changed bytes inside a chunk of such a file go unnoticed unless they
+break its records). Any difference is an error, or with ``allow_damaged`` a
+:class:`BagIntegrity` with the count lost that the caller must report.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
+from mcap.reader import make_reader
+from mcap.records import Channel, DataEnd, Message
+from mcap.stream_reader import StreamReader
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_typestore
 
@@ -105,6 +119,41 @@ class CameraIndex:
 
 
 @dataclass(frozen=True)
+class BagIntegrity:
+    """Per mapped topic: messages the bag declares vs messages read (see the module docstring).
+
+    Attributes:
+        declared: topic -> count from ``metadata.yaml`` (``topics_with_message_count``).
+        read: topic -> messages read and decoded.
+        problems: one line per difference (a count, a CRC, an unreadable file), empty if sound.
+    """
+
+    declared: dict[str, int]
+    read: dict[str, int]
+    problems: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is missing, changed or unreadable."""
+        return not self.problems
+
+    @property
+    def lost(self) -> int:
+        """Messages declared but not read, summed over the mapped topics."""
+        return sum(max(0, n - self.read.get(t, 0)) for t, n in self.declared.items())
+
+    def as_dict(self) -> dict:
+        """JSON-ready form (for replay.json)."""
+        return {
+            "ok": self.ok,
+            "lost": self.lost,
+            "declared": dict(self.declared),
+            "read": dict(self.read),
+            "problems": list(self.problems),
+        }
+
+
+@dataclass(frozen=True)
 class BagIndex:
     """What :func:`index_bag` found: joint tracks per arm, camera indices, the bag's topics."""
 
@@ -113,6 +162,7 @@ class BagIndex:
     cameras: dict[str, CameraIndex]
     topics: dict[str, str]
     """Every topic in the bag -> message type."""
+    integrity: BagIntegrity = field(default_factory=lambda: BagIntegrity({}, {}))
 
 
 @contextlib.contextmanager
@@ -120,16 +170,24 @@ def open_bag(path: str | Path) -> Iterator[AnyReader]:
     """Open a rosbag2 folder (sqlite3 or mcap) for reading, as a context manager.
 
     Raises:
-        BagError: missing path, or the bag cannot be opened (bad metadata, truncated file).
+        BagError: missing path, a folder without ``metadata.yaml``, or the bag cannot be
+            opened (bad metadata, truncated file); the message names the path and the cause.
     """
     p = Path(path)
     if not p.exists():
         raise BagError(f"{p}: no such bag")
-    reader = AnyReader([p], default_typestore=get_typestore(Stores.ROS2_JAZZY))
+    if p.is_dir() and not (p / "metadata.yaml").is_file():
+        files = sorted(f.name for f in p.iterdir())[:8]
+        raise BagError(
+            f"{p}: no metadata.yaml, so not a readable rosbag2 folder (it holds {files}); a "
+            "rosbag2 bag is a folder with metadata.yaml and its .mcap / .db3 files; "
+            "`ros2 bag reindex <folder>` rebuilds a lost metadata.yaml"
+        )
     try:
+        reader = AnyReader([p], default_typestore=get_typestore(Stores.ROS2_JAZZY))
         reader.open()
     except Exception as exc:  # rosbags raises several types for a damaged bag
-        raise BagError(f"{p}: cannot open bag: {exc}") from exc
+        raise BagError(f"{p}: cannot open bag: {type(exc).__name__}: {exc}") from exc
     try:
         yield reader
     finally:
@@ -168,17 +226,26 @@ def _check_image(topic: str, msgtype: str, msg, stamp_ns: int) -> None:
         )
 
 
-def index_bag(reader: AnyReader, streams: StreamMap) -> BagIndex:
+def index_bag(reader: AnyReader, streams: StreamMap, allow_damaged: bool = False) -> BagIndex:
     """Read every joint state and every image stamp of the mapped topics and validate them.
 
+    Args:
+        reader: an open bag (:func:`open_bag`).
+        streams: which topics hold what.
+        allow_damaged: replay what can be read from a damaged bag instead of raising; the
+            returned :attr:`BagIndex.integrity` then names the damage and the count lost, and
+            the caller must report it.
+
     Returns:
-        BagIndex with one :class:`JointTrack` per arm (positions in the arm's joint-name order)
-        and one :class:`CameraIndex` per camera.
+        BagIndex with one :class:`JointTrack` per arm (positions in the arm's joint-name order),
+        one :class:`CameraIndex` per camera and the :class:`BagIntegrity` check.
 
     Raises:
         BagError: a mapped topic missing (the message lists the bag's topics), a wrong message
             type, an empty topic, a joint name missing from a message, an unsupported image
-            encoding, non-increasing stamps, or an unreadable (truncated) bag.
+            encoding, non-increasing stamps; and, unless ``allow_damaged``, a damaged bag:
+            fewer / more messages read than declared, a CRC mismatch or an unreadable file
+            (the message gives the counts per topic).
     """
     path = Path(reader.paths[0])
     topics = {c.topic: c.msgtype for c in reader.connections}
@@ -197,6 +264,7 @@ def index_bag(reader: AnyReader, streams: StreamMap) -> BagIndex:
     joint_msgs: dict[str, list[tuple[int, list[str], np.ndarray]]] = {
         t: [] for _, t, _ in streams.arms
     }
+    read_error = None
     try:
         for conn, log_ns, raw in reader.messages(connections=conns):
             msg = reader.deserialize(raw, conn.msgtype)
@@ -209,7 +277,16 @@ def index_bag(reader: AnyReader, streams: StreamMap) -> BagIndex:
     except BagError:
         raise
     except Exception as exc:  # a truncated / corrupt file surfaces here
-        raise BagError(f"{path}: cannot read messages (truncated or corrupt bag?): {exc}") from exc
+        read_error = f"reading stopped (truncated or corrupt bag): {type(exc).__name__}: {exc}"
+    read = {t: len(v) for t, v in cam_stamps.items()}
+    read.update({t: len(v) for t, v in joint_msgs.items()})
+    integrity = check_integrity(reader, read, read_error)
+    if not integrity.ok and not allow_damaged:
+        raise BagError(
+            f"{path}: damaged bag, {integrity.lost} mapped messages lost: "
+            + "; ".join(integrity.problems)
+            + " (--allow-damaged replays what can be read, with a warning)"
+        )
 
     joints = {}
     for arm, topic, names in streams.arms:
@@ -236,7 +313,81 @@ def index_bag(reader: AnyReader, streams: StreamMap) -> BagIndex:
         cameras[name] = CameraIndex(
             name, topic, topics[topic], _check_increasing(topic, cam_stamps[topic])
         )
-    return BagIndex(path, joints, cameras, topics)
+    return BagIndex(path, joints, cameras, topics, integrity)
+
+
+def check_integrity(
+    reader: AnyReader, read: dict[str, int], read_error: str | None = None
+) -> BagIntegrity:
+    """Compare ``read`` (topic -> messages read) with what the bag declares; check MCAP CRCs.
+
+    Declared counts: ``metadata.yaml`` through rosbags (``Connection.msgcount``, summed over a
+    topic's connections); for each ``.mcap`` file also its summary ``Statistics`` (mcap library)
+    and a full pass of ``StreamReader(validate_crcs=True)`` counting the message records per
+    topic. ``read_error`` (the exception that ended the caller's read) is kept as a problem.
+    """
+    declared: dict[str, int] = {}
+    for c in reader.connections:
+        if c.topic in read:
+            declared[c.topic] = declared.get(c.topic, 0) + int(c.msgcount)
+    problems = [read_error] if read_error else []
+    for topic, n in declared.items():
+        if read[topic] != n:
+            problems.append(f"{topic}: {read[topic]} of {n} messages read (metadata.yaml)")
+    mcaps = [f for p in reader.paths for f in sorted(Path(p).glob("*.mcap"))]
+    if mcaps:
+        summary: dict[str, int] = {}
+        stream: dict[str, int] = {}
+        with_stats = True
+        for f in mcaps:
+            found, had_stats = _mcap_counts(f, set(read), summary, stream)
+            problems += found
+            with_stats &= had_stats
+        checks = [("MCAP summary", summary)] if with_stats else []  # statistics are optional
+        for name, counts in [*checks, ("MCAP records", stream)]:
+            for topic in declared:
+                if counts.get(topic, 0) != declared[topic]:
+                    problems.append(
+                        f"{topic}: {counts.get(topic, 0)} messages in the {name}, "
+                        f"{declared[topic]} in metadata.yaml"
+                    )
+    return BagIntegrity(declared, dict(read), tuple(problems))
+
+
+def _mcap_counts(
+    path: Path, topics: set[str], summary: dict[str, int], stream: dict[str, int]
+) -> tuple[list[str], bool]:
+    """Add ``path``'s per-topic counts (summary statistics, record pass) into the dicts.
+
+    Returns (problems, whether the summary had statistics).
+    """
+    problems = []
+    with path.open("rb") as f:
+        try:
+            s = make_reader(f).get_summary()
+        except Exception as exc:  # noqa: BLE001 - garbage in the summary: damage
+            s = None
+            problems.append(f"{path.name}: MCAP summary unreadable: {type(exc).__name__}: {exc}")
+        if s is not None and s.statistics is not None:
+            for cid, n in s.statistics.channel_message_counts.items():
+                ch = s.channels.get(cid)
+                if ch is not None and ch.topic in topics:
+                    summary[ch.topic] = summary.get(ch.topic, 0) + int(n)
+        f.seek(0)
+        channels: dict[int, str] = {}
+        try:
+            for rec in StreamReader(f, validate_crcs=True).records:
+                if isinstance(rec, Message):
+                    t = channels.get(rec.channel_id)
+                    if t in topics:
+                        stream[t] = stream.get(t, 0) + 1
+                elif isinstance(rec, Channel):
+                    channels[rec.id] = rec.topic
+                elif isinstance(rec, DataEnd):
+                    break
+        except Exception as exc:  # noqa: BLE001 - CRC errors, garbage records: all damage
+            problems.append(f"{path.name}: {type(exc).__name__}: {exc}")
+    return problems, s is not None and s.statistics is not None
 
 
 def decode_image(msgtype: str, msg, topic: str = "?") -> np.ndarray:

@@ -1,7 +1,13 @@
 """Open-loop metrics: action errors per joint / horizon step, gripper timing, latency, PSNR, SSIM.
 
-All functions are pure numpy (plus OpenCV's Gaussian filter for SSIM) and return plain floats /
-lists so results serialise to JSON directly.
+All functions are pure numpy (plus OpenCV's norm and Gaussian filter for PSNR and SSIM) and return
+plain floats / lists so results serialise to JSON directly.
+
+Frame metrics are computed at the model's frame size at most (``FRAME_METRIC_MAX_HW``, the 384 x
+320 pad-to-fit input of docs/motus.md §3.4): replay pad-resizes larger frames to it before
+scoring (issue #15 §9: full-resolution SSIM was 80 % of a replay's time). SSIM is computed in
+float32, all channels in one filter call; it agrees with the float64 definition to ~1e-6
+relative.
 """
 
 from __future__ import annotations
@@ -15,6 +21,10 @@ from motus_recorder import schema
 
 PSNR_CAP_DB = 100.0
 """PSNR reported for identical frames (MSE = 0), so the JSON stays finite."""
+
+FRAME_METRIC_MAX_HW = schema.MODEL_IMAGE_HW
+"""(H, W) 384 x 320: frames larger than this are pad-resized to it before PSNR / SSIM (the
+model's frame size, docs/motus.md §3.4; a Motus checkpoint predicts frames of this size)."""
 
 
 def action_errors(predicted: np.ndarray, recorded: np.ndarray) -> dict:
@@ -156,7 +166,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
         ValueError: shapes or dtypes differ / not uint8.
     """
     _check_pair(a, b)
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    mse = cv2.norm(a, b, cv2.NORM_L2SQR) / a.size  # exact: integer squared differences
     return PSNR_CAP_DB if mse == 0 else min(PSNR_CAP_DB, 10.0 * np.log10(255.0**2 / mse))
 
 
@@ -174,21 +184,25 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     """
     _check_pair(a, b)
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    x = a.astype(np.float64).reshape(a.shape[0], a.shape[1], -1)
-    y = b.astype(np.float64).reshape(x.shape)
+    # float32, each image shifted by its mean: the variances are differences of blurred squares,
+    # and small values keep the cancellation error ~1e-7 relative (verified against float64)
+    x = a.astype(np.float32).reshape(a.shape[0], a.shape[1], -1)
+    y = b.astype(np.float32).reshape(x.shape)
+    cx, cy = np.float32(x.mean()), np.float32(y.mean())
+    x -= cx
+    y -= cy
 
     def blur(z: np.ndarray) -> np.ndarray:
-        return cv2.GaussianBlur(z, (11, 11), 1.5, borderType=cv2.BORDER_REFLECT)
+        out = cv2.GaussianBlur(z, (11, 11), 1.5, borderType=cv2.BORDER_REFLECT)
+        return out.reshape(x.shape)  # OpenCV drops a single channel's axis
 
-    vals = []
-    for ch in range(x.shape[2]):
-        xc, yc = x[:, :, ch], y[:, :, ch]
-        mx, my = blur(xc), blur(yc)
-        sxx = blur(xc * xc) - mx * mx
-        syy = blur(yc * yc) - my * my
-        sxy = blur(xc * yc) - mx * my
-        m = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
-        if m.shape[0] > 10 and m.shape[1] > 10:
-            m = m[5:-5, 5:-5]
-        vals.append(m.mean())
-    return float(np.mean(vals))
+    dx, dy = blur(x), blur(y)
+    sxx = blur(x * x) - dx * dx
+    syy = blur(y * y) - dy * dy
+    sxy = blur(x * y) - dx * dy
+    mx, my = dx + cx, dy + cy
+    mxx, myy, mxy = mx * mx, my * my, mx * my
+    m = ((2 * mxy + c1) * (2 * sxy + c2)) / ((mxx + myy + c1) * (sxx + syy + c2))
+    if m.shape[0] > 10 and m.shape[1] > 10:
+        m = m[5:-5, 5:-5]
+    return float(np.mean(m))  # = mean of the channel means (equal sizes); float32 pairwise sum

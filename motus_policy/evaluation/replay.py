@@ -14,7 +14,10 @@ A bag with no complete chunk raises :class:`~motus_policy.evaluation.bag_reader.
 
 Frame modes (joint / wm / vgm): each predicted frame is compared (PSNR, SSIM) with the recorded
 T-layout composite at the tick nearest its due time, resized with the model's pad-to-fit to the
-predicted frame's size (docs/motus.md §3.4).
+predicted frame's size (docs/motus.md §3.4); a predicted frame larger than the model's frame size
+(``metrics.FRAME_METRIC_MAX_HW``, 384 x 320: e.g. the baselines' full-resolution copy of the
+observation) is first pad-resized to it, so frame metrics are always at the model's resolution at
+most (issue #15 §9).
 
 Images are decoded while streaming the bag in file order (only the frames a tick uses), so memory
 stays bounded for long recordings.
@@ -234,12 +237,17 @@ def run_replay(
             assembler.update_joints(arm, track.positions[i], int(track.stamps_ns[i]))
         if pending:
             real = compose_t_layout(*(images[c] for c in schema.CAMERA_NAMES))
+            targets: dict[tuple[int, int], np.ndarray] = {}  # per frame size, once per tick
             keep = []
             for due, frame in pending:
                 if due < t - tick_period / 2:
                     res.frames_unmatched += 1
                 elif due < t + tick_period / 2:
-                    target = resize_pad(real, frame.shape[:2])
+                    frame = _at_metric_size(frame)
+                    hw = frame.shape[:2]
+                    if hw not in targets:
+                        targets[hw] = resize_pad(real, hw)
+                    target = targets[hw]
                     res.frame_scores.append(
                         (due, metrics.psnr(frame, target), metrics.ssim(frame, target))
                     )
@@ -294,6 +302,13 @@ def run_replay(
     if not res.t0_ns:
         _raise_nothing_compared(res, ticks, index, horizon_ns, backend.chunk_size, period_ns)
     return res
+
+
+def _at_metric_size(frame: np.ndarray) -> np.ndarray:
+    """``frame``, pad-resized to ``metrics.FRAME_METRIC_MAX_HW`` when larger (either side)."""
+    h, w = frame.shape[:2]
+    mh, mw = metrics.FRAME_METRIC_MAX_HW
+    return frame if h <= mh and w <= mw else resize_pad(frame, (mh, mw))
 
 
 def _check_chunk(chunk, chunk_size: int, t: int) -> None:

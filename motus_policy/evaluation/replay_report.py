@@ -90,6 +90,15 @@ def to_markdown(s: dict) -> str:
         f"`{s['profile']}`; {s['chunks_compared']} chunks of {a['horizon']} actions "
         f"({1e3 * s['action_period_s']:.1f} ms apart) compared over {s['ticks']} ticks.",
         "",
+    ]
+    integ = s.get("bag_integrity")
+    if integ and not integ["ok"]:
+        lines += [
+            f"**WARNING: damaged bag, {integ['lost']} messages lost; these figures cover only "
+            f"what could be read** ({'; '.join(integ['problems'][:3])})",
+            "",
+        ]
+    lines += [
         "| metric | value |",
         "|---|---|",
         f"| MSE arm joints (rad²) | {_fmt(a['mse_arm_joints'])} |",
@@ -127,55 +136,65 @@ def to_markdown(s: dict) -> str:
     return "\n".join(lines)
 
 
+def _figure(figsize):
+    """A matplotlib Figure on the Agg canvas, without pyplot (no global state, faster import)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _segments(t0: np.ndarray, steps: np.ndarray, values: np.ndarray):
+    """(x, y) of all chunks as one polyline broken by NaNs: one artist instead of one per chunk."""
+    n, a = values.shape
+    x = np.full((n, a + 1), np.nan)
+    y = np.full((n, a + 1), np.nan)
+    x[:, :a] = t0[:, None] + steps[None, :]
+    y[:, :a] = values
+    return x.reshape(-1), y.reshape(-1)
+
+
 def plot_joints(result: ReplayResult, joint_names, path: Path) -> None:
     """PNG: per joint, recorded positions (black) and every n-th predicted chunk (colour)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     pred, rec = np.asarray(result.predicted), np.asarray(result.recorded)
     t0 = (np.asarray(result.t0_ns) - result.t0_ns[0]) / 1e9
     steps = np.arange(1, pred.shape[1] + 1) * result.period_ns / 1e9
     every = max(1, len(t0) // MAX_CHUNKS_PLOTTED)
-    fig, axes = plt.subplots(7, 2, figsize=(12, 16), sharex=True)
+    fig = _figure((12, 16))
+    axes = fig.subplots(7, 2, sharex=True)
+    states = np.asarray(result.start_states)
     for j, ax in enumerate(axes.T.reshape(-1)):
-        ax.plot(t0, np.asarray(result.start_states)[:, j], "k-", lw=1.5, label="recorded")
-        for n in range(0, len(t0), every):
-            ax.plot(t0[n] + steps, pred[n, :, j], "-", lw=0.8, alpha=0.7, color="C1")
-            ax.plot(t0[n] + steps, rec[n, :, j], ":", lw=0.6, color="k")
+        ax.plot(t0, states[:, j], "k-", lw=1.5, label="recorded")
+        ax.plot(*_segments(t0[::every], steps, pred[::every, :, j]), "-", lw=0.8, alpha=0.7,
+                color="C1", label="predicted chunks")  # fmt: skip
+        ax.plot(*_segments(t0[::every], steps, rec[::every, :, j]), ":", lw=0.6, color="k")
         ax.set_title(joint_names[j], fontsize=9)
-    axes[0, 0].legend(["recorded", "predicted chunks"], fontsize=8)
+    axes[0, 0].legend(fontsize=8)
     for ax in axes[-1]:
         ax.set_xlabel("time (s)")
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.04, top=0.97, hspace=0.45, wspace=0.15)
     _save(fig, path)
 
 
 def plot_error_vs_horizon(summary: dict, period_s: float, path: Path) -> None:
     """PNG: arm-joint MAE and gripper RMSE against the horizon step's lead time."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     a = summary["actions"]
     lead = np.arange(1, a["horizon"] + 1) * period_s
-    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+    fig = _figure((10, 4))
+    ax = fig.subplots(1, 2)
     ax[0].plot(lead, a["mae_per_step"], "o-", ms=3)
     ax[0].set(xlabel="lead time (s)", ylabel="MAE (rad)", title="arm joints")
     ax[1].plot(lead, np.sqrt(a["mse_gripper_per_step"]), "o-", ms=3, color="C2")
     ax[1].set(xlabel="lead time (s)", ylabel="RMSE (gripper unit)", title="grippers")
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.13, top=0.9, wspace=0.3)
     _save(fig, path)
 
 
 def _save(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
     tmp = path.with_name(f".{path.stem}.partial.png")
     fig.savefig(tmp, dpi=80)
-    plt.close(fig)
     os.replace(tmp, path)
 
 

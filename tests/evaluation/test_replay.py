@@ -94,7 +94,7 @@ def test_hold_backend_metrics_exact(make_bag, tmp_path, storage):
         for j in range(A)
         for a_, b_ in [(2 * i, 2 * (i + j + 1))]
     ]
-    assert f["ssim_mean"] == pytest.approx(np.mean(ss), rel=1e-9)
+    assert f["ssim_mean"] == pytest.approx(np.mean(ss), rel=1e-6)  # SSIM in float32 (metrics.py)
 
     for name in ("replay.json", "replay.md", "joints.png", "error_vs_horizon.png", "frames.mp4"):
         assert (out / name).stat().st_size > 0, name
@@ -232,19 +232,13 @@ def test_stale_stream_is_a_reported_skip(make_bag, tmp_path):
 
 
 def test_replay_reads_a_bag_written_by_our_recorder(make_bag, tmp_path):
-    """The recorder's raw-bag writer (motus_recorder.writers.raw_bag) produces bags that replay
-    reads exactly like bags from rosbag2 / rosbags."""
-    from rosbags.rosbag2 import Reader
-
-    from motus_recorder.writers.raw_bag import RawBagWriter
+    """A bag written the way recorder_node writes it (rclpy messages, ``serialize_message``,
+    ``RawBagWriter``; issue #15 §5: the rclpy wheels' extra bytes made rosbags refuse it) replays
+    exactly like the same recording written by rosbags."""
+    from tests.fakes.bags import write_recorder_bag
 
     src = make_bag("src", storage="mcap", n=N)
-    dst = tmp_path / "recorder_bag"
-    w = RawBagWriter(dst)
-    with Reader(src) as r:
-        for conn, t, data in r.messages():
-            w.write(conn.topic, conn.msgtype, t, data)
-    w.close()
+    dst = write_recorder_bag(tmp_path / "recorder_bag", n=N)
     a = replay_cli(src, tmp_path / "a", "--profile", "aloha_agilex_2", "--mode", "vla")
     b = replay_cli(dst, tmp_path / "b", "--profile", "aloha_agilex_2", "--mode", "vla")
     assert b["ticks"] == a["ticks"] == N and b["chunks_compared"] == a["chunks_compared"]

@@ -144,3 +144,34 @@ def write_bag(
                     msg = image_msg(img, ns, encoding)
                 w.write(conn, log_ns, TS.serialize_cdr(msg, conn.msgtype))
     return path
+
+
+def write_recorder_bag(path: Path, *, profile="aloha_agilex_2", n: int = 30, rate_hz=30.0) -> Path:
+    """The same recording as :func:`write_bag` (mcap), written the way ``recorder_node`` does.
+
+    Messages are built as rclpy messages with the nodes' own conversions
+    (``motus_recorder.ros.conversions``), serialized with ``rclpy.serialization.
+    serialize_message`` and handed to the recorder's ``RawBagWriter`` (``write_bag: true``),
+    bytes for bytes what ``recorder_node._raw`` passes on. Returns the bag folder.
+    """
+    from rclpy.serialization import serialize_message
+
+    from motus_recorder.ros.conversions import image_to_msg, joint_state_to_msg
+    from motus_recorder.writers.raw_bag import RawBagWriter
+
+    prof = load_profile(profile) if isinstance(profile, str | Path) else profile
+    w = RawBagWriter(path)
+    try:
+        for i in range(n):
+            ns = stamp_ns(i, rate_hz)
+            q = q_at(i / rate_hz)
+            for k, a in enumerate(prof.arms):
+                msg = joint_state_to_msg(a.joint_state_names, q[7 * k : 7 * k + 7], ns)
+                w.write(a.state_topic, "sensor_msgs/msg/JointState", ns, serialize_message(msg))
+            img = np.full((*HW, 3), (2 * i) % 256, dtype=np.uint8)
+            for c in prof.cameras:
+                msg = image_to_msg(img, ns)
+                w.write(c.topic, "sensor_msgs/msg/Image", ns, serialize_message(msg))
+    finally:
+        w.close()
+    return path
