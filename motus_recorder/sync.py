@@ -103,6 +103,7 @@ class _Stream:
         self.repeated_stamps = 0
         self.abs_dt_ns: list[int] = []
         self.last_used_stamp: int | None = None
+        self.received = 0  # messages pushed since the last reset
 
     def nearest(self, t_ns: int) -> tuple[int, Any] | None:
         if not self.stamps:
@@ -159,6 +160,7 @@ class SyncCore:
                 s.drops = s.duplicates = s.repeated_stamps = 0
                 s.abs_dt_ns = []
                 s.last_used_stamp = None
+                s.received = 0
             self._ticks = self._recorded = self._consecutive_drops = 0
             self._last_tick_ns = None
             self.fault = None
@@ -168,6 +170,7 @@ class SyncCore:
         stamp_ns = int(stamp_ns)
         with self._lock:
             s = self._streams[stream]
+            s.received += 1
             if s.stamps and stamp_ns == s.stamps[-1]:
                 s.repeated_stamps += 1
                 return
@@ -255,9 +258,16 @@ class SyncCore:
     def _check_drops(self, missing: list[str]) -> None:
         cfg = self.config
         if self._consecutive_drops > cfg.max_consecutive_drops:
+            silent = [n for n in missing if self._streams[n].received == 0]
+            stopped = [n for n in missing if n not in silent]
+            why = []
+            if silent:
+                why.append(f"no message at all since the episode started on {silent}")
+            if stopped:
+                why.append(f"{stopped} stopped or late")
             self._set_fault(
                 f"too many drops: {self._consecutive_drops} consecutive ticks without "
-                f"{missing} within {cfg.tolerance_ns / 1e6:.1f} ms (stream stopped?)"
+                f"{missing} within {cfg.tolerance_ns / 1e6:.1f} ms ({'; '.join(why)})"
             )
         dropped = self._ticks - self._recorded
         if self._ticks >= cfg.min_ticks_for_fraction and dropped / self._ticks > (

@@ -161,6 +161,11 @@ class TeleopMapper:
         """True once :meth:`seed` has given a starting position."""
         return self._last is not None
 
+    @property
+    def has_leader(self) -> bool:
+        """True once :meth:`update_leader` has stored a sample."""
+        return self._leader is not None
+
     def set_hold(self, hold: bool) -> None:
         """Deadman: True holds the last output (released), False follows the leader again."""
         self._hold = bool(hold)

@@ -7,6 +7,7 @@ given name order.
 
 from __future__ import annotations
 
+import array
 from collections.abc import Sequence
 
 import numpy as np
@@ -39,7 +40,11 @@ def image_to_msg(rgb: np.ndarray, stamp_ns: int, frame_id: str = "") -> Image:
     msg.encoding = "rgb8"
     msg.is_bigendian = 0
     msg.step = int(rgb.shape[1] * 3)
-    msg.data = np.ascontiguousarray(rgb).tobytes()
+    # array.array('B') skips the generated setter's per-byte check of a bytes value (~50 ms for
+    # 640x480 in rclpy 7's sensor_msgs; the whole camera budget at 30 Hz x 3 cameras)
+    data = array.array("B")
+    data.frombytes(np.ascontiguousarray(rgb).tobytes())
+    msg.data = data
     return msg
 
 

@@ -9,6 +9,12 @@ same rule follows sim time.
 
 Parameters: ``profile`` (robot profile name/path), ``task`` (transfer_cube | insertion),
 ``wait_for_go`` (act on an announced episode only after ``~/go``; for recording).
+Services (std_srvs/Trigger): ``~/go`` releases the planned episode (success only once it is
+planned, message JSON ``{"seed", "start_ns"}`` of the episode acted on, so a caller that reset the
+sim can tell the new episode from one still running; otherwise the message names the missing
+input, so a caller can retry; repeating ``~/go`` is harmless); ``~/ready``
+succeeds once every subscribed topic has a matched publisher and every command topic a matched
+subscriber (:mod:`motus_recorder.ros.matching`), naming each silent topic otherwise.
 Threads: one SingleThreadedExecutor runs every callback.
 """
 
@@ -28,6 +34,7 @@ from std_srvs.srv import Trigger
 from motus_recorder import schema
 from motus_recorder.profile import load_profile
 from motus_recorder.ros.conversions import joint_state_to_msg, msg_to_positions, time_to_ns
+from motus_recorder.ros.matching import readiness
 from motus_recorder.ros.spin import run_node
 from motus_teleop.expert import make_expert
 from motus_teleop.operator import Episode, ScriptedOperator
@@ -87,21 +94,29 @@ class ExpertNode(Node):
         # ready together, rclpy's executor serves subscriptions in creation order, so the
         # announcement is seen before the states and no state of the new episode is answered
         # with the old plan.
-        self.create_subscription(String, extras["episode_topic"], self._on_episode, LATCHED)
+        subs = [
+            self.create_subscription(String, extras["episode_topic"], self._on_episode, LATCHED)
+        ]
         for arm in self.profile.arms:
             names = list(arm.joint_state_names)
-            self.create_subscription(
-                JointState,
-                arm.state_topic,
-                functools.partial(self._on_state, arm.name, names),
-                10,
+            subs.append(
+                self.create_subscription(
+                    JointState,
+                    arm.state_topic,
+                    functools.partial(self._on_state, arm.name, names),
+                    10,
+                )
             )
             self._pubs[arm.name] = (
                 self.create_publisher(JointState, arm.command_topic, 10),
                 names,
             )
-        self.create_subscription(PoseArray, extras["object_pose_topic"], self._on_poses, 10)
+        subs.append(
+            self.create_subscription(PoseArray, extras["object_pose_topic"], self._on_poses, 10)
+        )
+        self._subs = subs
         self.create_service(Trigger, "~/go", self._on_go)
+        self.create_service(Trigger, "~/ready", self._on_ready)
         self.get_logger().info(f"expert for {task} READY")
 
     def _on_episode(self, msg: String) -> None:
@@ -118,8 +133,32 @@ class ExpertNode(Node):
     def _on_go(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self._released = True
         self._publish_due()
-        response.success = self.operator.episode is not None and self._pending is None
-        response.message = "acting" if response.success else "no planned episode yet"
+        ep = self.operator.episode
+        response.success = ep is not None and self._pending is None
+        if response.success:
+            response.message = json.dumps({"seed": ep.seed, "start_ns": ep.start_ns})
+        else:
+            response.message = self._missing()
+        return response
+
+    def _missing(self) -> str:
+        """Why no episode is planned: the input still missing, topic named."""
+        ep, extras = self._pending, self.profile.extras
+        if ep is None:
+            return f"no planned episode yet: no announcement on {extras['episode_topic']}"
+        missing = [
+            a.state_topic for a in self.profile.arms if ep.start_ns not in self._history[a.name]
+        ]
+        if ep.start_ns not in self._pose_history:
+            missing.append(extras["object_pose_topic"])
+        return (
+            f"episode seed={ep.seed} announced, not planned: no message stamped "
+            f"{ep.start_ns} ns (its start) on {missing}"
+        )
+
+    def _on_ready(self, _request: Trigger.Request, response: Trigger.Response):
+        pubs = [pub for pub, _names in self._pubs.values()]
+        response.success, response.message = readiness(self._subs, pubs)
         return response
 
     @staticmethod

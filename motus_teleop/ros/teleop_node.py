@@ -11,8 +11,14 @@ Leader messages are matched by name: ``leader_joint_names`` (14, default the pro
 names) lists the leader's names in the 14-D order; a message may carry any subset of whole arms.
 Service ``~/hold`` (std_srvs/SetBool): true holds the last command (deadman released), false
 follows again, rate-limited from the follower's current measured position.
+Service ``~/ready`` (std_srvs/Trigger): success once every leader and follower-state topic has a
+matched publisher and every command topic a matched subscriber (DDS matching, not mere
+discovery: :mod:`motus_recorder.ros.matching`); the message names each silent topic and the arms
+whose follower position is still unknown.
 ``publish_on_leader:=true`` publishes one command per leader message instead of on a timer (for
-a lockstep simulation, which advances only when commands arrive).
+a lockstep simulation, which advances only when commands arrive). The first follower state is
+answered with a command only while following (not held) and once a leader sample exists, so a
+held teleop never steps a lockstep simulation.
 
 Threads: one SingleThreadedExecutor thread runs every callback (docs/platform.md §1.4).
 """
@@ -22,10 +28,11 @@ from __future__ import annotations
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
-from std_srvs.srv import SetBool
+from std_srvs.srv import SetBool, Trigger
 
 from motus_recorder.profile import load_profile
 from motus_recorder.ros.conversions import joint_state_to_msg, msg_to_positions
+from motus_recorder.ros.matching import readiness
 from motus_recorder.ros.spin import run_node
 from motus_teleop.mapping import TeleopMapper, TeleopMappingConfig
 
@@ -78,6 +85,8 @@ class TeleopNode(Node):
         self.require_follower_state = bool(get["require_follower_state"])
         self.publish_on_leader = bool(get["publish_on_leader"])
         self._follower: dict[int, object] = {}  # latest measured position per arm
+        self._held = False
+        self._subs, self._pubs = [], []  # for ~/ready
 
         self.arms = []
         for k, arm in enumerate(prof.arms):
@@ -96,8 +105,13 @@ class TeleopNode(Node):
             mapper = TeleopMapper(cfg, self._now_ns)
             names = arm.joint_state_names
             pub = self.create_publisher(JointState, arm.command_topic, 10)
-            self.create_subscription(
-                JointState, arm.state_topic, lambda m, i=k: self._on_follower(i, m), 10
+            self._pubs.append(pub)
+            # volatile on purpose: real drivers publish the follower state volatile, and a
+            # transient-local subscription would not match them
+            self._subs.append(
+                self.create_subscription(
+                    JointState, arm.state_topic, lambda m, i=k: self._on_follower(i, m), 10
+                )
             )
             self.arms.append((arm, mapper, names, tuple(leader_names[sl]), pub))
 
@@ -110,8 +124,9 @@ class TeleopNode(Node):
                     "set the leader_topics parameter"
                 )
         for topic in dict.fromkeys(topics):
-            self.create_subscription(JointState, topic, self._on_leader, 10)
+            self._subs.append(self.create_subscription(JointState, topic, self._on_leader, 10))
         self.create_service(SetBool, "~/hold", self._on_hold)
+        self.create_service(Trigger, "~/ready", self._on_ready)
         rate_hz = get["rate_hz"] or prof.control_rate_hz
         if not self.publish_on_leader:
             self.create_timer(1.0 / rate_hz, self._on_tick)
@@ -147,9 +162,10 @@ class TeleopNode(Node):
             self._follower[k] = q = msg_to_positions(msg, names)
             if not mapper.seeded:
                 mapper.seed(q)
-                if self.publish_on_leader:
+                if self.publish_on_leader and not self._held and mapper.has_leader:
                     # a lockstep sim waits for a command: answer the first state (it may have
-                    # arrived after the leader sample, which then produced nothing)
+                    # arrived after the leader sample, which then produced nothing). Never while
+                    # held: that would step the sim before the operator (or a recorder) is ready.
                     self._publish(k)
         except ValueError as e:
             self.get_logger().error(
@@ -170,6 +186,7 @@ class TeleopNode(Node):
             pub.publish(joint_state_to_msg(names, out.command, out.stamp_ns))
 
     def _on_hold(self, request: SetBool.Request, response: SetBool.Response):
+        self._held = bool(request.data)
         for k, (_arm, mapper, *_) in enumerate(self.arms):
             if not request.data and k in self._follower:
                 # Resume from where the follower is now (it may have been moved while held,
@@ -178,6 +195,13 @@ class TeleopNode(Node):
             mapper.set_hold(request.data)
         response.success = True
         response.message = "holding" if request.data else "following the leader"
+        return response
+
+    def _on_ready(self, _request: Trigger.Request, response: Trigger.Response):
+        response.success, response.message = readiness(self._subs, self._pubs)
+        unknown = [a.state_topic for k, (a, *_) in enumerate(self.arms) if k not in self._follower]
+        if unknown:
+            response.message += f"; no follower position received yet on {unknown}"
         return response
 
 

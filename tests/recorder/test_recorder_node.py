@@ -32,6 +32,20 @@ def _call(rec, client, timeout_s=20.0):
     return fut.result()
 
 
+def _wait_ready(rec, node, timeout_s: float = 60.0, until=None) -> str:
+    """Poll /recorder/ready until it succeeds (or ``until(message)``); its last message."""
+    from std_srvs.srv import Trigger
+
+    client = node.create_client(Trigger, "/recorder/ready")
+    deadline = time.monotonic() + timeout_s
+    while True:
+        r = _call(rec, client)
+        if r.success or (until is not None and until(r.message)):
+            return r.message
+        assert time.monotonic() < deadline, r.message + "\n" + rec.output()[-3000:]
+        time.sleep(0.2)
+
+
 @pytest.mark.ros
 @pytest.mark.timeout(120)
 def test_record_episode_over_dds(
@@ -92,7 +106,8 @@ def test_record_episode_over_dds(
 
     node.create_timer(1.0 / small_profile.record_rate_hz, publish)
     spin_in_background(node, ros_context)
-    time.sleep(1.0)  # discovery + a few frames buffered
+    _wait_ready(rec, node)  # every stream matched (~/start refuses otherwise)
+    time.sleep(0.5)  # a few frames buffered
     r = _call(rec, start)
     assert r.success, r.message
     time.sleep(2.0)
@@ -164,3 +179,118 @@ def test_record_episode_over_dds(
     assert any(s["recording"] and s["frames"] > 0 for s in states)
     assert states[-1]["last_saved"] == 1 and not states[-1]["recording"]
     assert "mono8" in states[-1]["last_error"]
+
+
+@pytest.mark.ros
+@pytest.mark.timeout(180)
+def test_recorder_names_a_command_topic_without_publisher_and_records_the_leader_arms(
+    tmp_path, small_profile_path, spawn_node, ros_context, spin_in_background
+):
+    """AgileX master-slave teaching: the leader arms publish their positions and nothing
+    publishes the followers' command topics. The recorder used to start and discard every
+    episode ~0.6 s later with "16 consecutive ticks without ['left', 'right'] ... (stream
+    stopped?)"; now ``~/start`` refuses and names the silent topics, and with
+    ``command_source:=leader_topic`` the leader arms' positions become qpos."""
+    import yaml
+    from rclpy.node import Node
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image, JointState
+    from std_srvs.srv import Trigger
+
+    from motus_recorder.profile import load_profile
+    from motus_recorder.ros.conversions import image_to_msg, joint_state_to_msg
+
+    data = yaml.safe_load(small_profile_path.read_text())
+    for arm in data["arms"]:
+        arm["driver"]["leader_topic"] = f"/master/joint_{arm['name']}"
+    path = tmp_path / "teach.yaml"
+    path.write_text(yaml.safe_dump(data))
+    prof = load_profile(path)
+    root = tmp_path / "ds"
+    args = ["-p", f"profile:={path}", "-p", f"root:={root}", "-p", "task:=teach",
+            "-p", "instruction:=teach", "-p", "tolerance_s:=0.035",
+            "-p", "max_drop_fraction:=0.5"]  # fmt: skip
+
+    node = Node("teach_feeder", context=ros_context)
+    cams = [node.create_publisher(Image, c.topic, qos_profile_sensor_data) for c in prof.cameras]
+    arms = [
+        (node.create_publisher(JointState, a.state_topic, 10),
+         node.create_publisher(JointState, a.driver["leader_topic"], 10),
+         list(a.joint_state_names))
+        for a in prof.arms
+    ]  # fmt: skip
+    published: list[np.ndarray] = []
+    lock = threading.Lock()
+
+    def publish():
+        with lock:
+            k = len(published)
+            q = qpos_at(k)
+            published.append(q)
+        t = node.get_clock().now().nanoseconds
+        for i, pub in enumerate(cams):
+            pub.publish(image_to_msg(image_at(k, i), t))
+        for (pub_state, pub_leader, names), part in zip(arms, (q[:7], q[7:]), strict=True):
+            pub_leader.publish(joint_state_to_msg(names, part, t))
+            pub_state.publish(joint_state_to_msg(names, 0.9 * part, t))
+
+    node.create_timer(1.0 / prof.record_rate_hz, publish)
+    spin_in_background(node, ros_context)
+    start = node.create_client(Trigger, "/recorder/start")
+    stop = node.create_client(Trigger, "/recorder/stop")
+    commands = [a.command_topic for a in prof.arms]
+
+    rec = spawn_node("motus_recorder.ros.recorder_node", *args, name="recorder_command")
+    rec.wait_for("READY", timeout_s=60)
+    # wait until only the command topics are silent (cameras and states matched)
+    msg = _wait_ready(rec, node, until=lambda m: "image_raw" not in m and "joint_states" not in m)
+    r = _call(rec, start)
+    assert not r.success, r.message
+    assert f"no publisher on {commands}" in r.message, r.message
+    assert "command_source:=leader_topic" in r.message and "/master/joint_left" in r.message
+    assert msg in r.message
+    rec.stop()
+
+    rec = spawn_node(
+        "motus_recorder.ros.recorder_node", *args, "-p", "command_source:=leader_topic",
+        name="recorder_leader",
+    )  # fmt: skip
+    rec.wait_for("READY", timeout_s=60)
+    _wait_ready(rec, node)
+    time.sleep(0.5)
+    r = _call(rec, start)
+    assert r.success, r.message
+    time.sleep(1.5)
+    r = _call(rec, stop)
+    assert r.success and "saved episode 0" in r.message, r.message + rec.output()[-3000:]
+    ep = TaskFolder(root / "teach" / "default").read_episode(0)
+    assert ep.meta["qpos_source"] == "command" and ep.qpos.shape[0] >= 10
+    with lock:
+        table = np.stack(published)
+    for row in ep.qpos:  # every qpos row is one leader message, both arms of the same step
+        assert (np.abs(table - row).max(axis=1) < 1e-6).any()
+    node.destroy_node()
+
+
+def test_sync_fault_tells_a_stream_that_never_published_from_one_that_stopped():
+    from motus_recorder.sync import SyncConfig, SyncCore
+
+    now = [0]
+    core = SyncCore(SyncConfig(record_rate_hz=10.0, max_consecutive_drops=2), ["a", "b"],
+                    lambda: now[0])  # fmt: skip
+    core.push("b", 0, 1.0)
+    core.reset()
+    for k in range(1, 5):
+        now[0] = k * 100_000_000
+        core.push("b", now[0], 1.0)
+        assert core.sample() is None
+    assert "no message at all since the episode started on ['a']" in core.fault, core.fault
+    now[0] = 0
+    core2 = SyncCore(SyncConfig(record_rate_hz=10.0, max_consecutive_drops=2), ["a"],
+                     lambda: now[0])  # fmt: skip
+    core2.reset()
+    core2.push("a", 0, 1.0)
+    for k in range(1, 5):
+        now[0] = k * 400_000_000
+        core2.sample()
+    assert "['a'] stopped or late" in core2.fault, core2.fault

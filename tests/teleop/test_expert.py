@@ -96,3 +96,85 @@ def test_config_rejects_bad_values(field, value):
 def test_config_defaults_episode_length_from_task():
     assert ExpertConfig(task="transfer_cube").episode_steps == 400
     assert ExpertConfig(task="insertion").episode_steps == 500
+
+
+@pytest.mark.ros
+@pytest.mark.timeout(180)
+def test_expert_node_go_names_the_missing_input_then_acts_on_the_announced_episode(
+    spawn_node, ros_context, spin_in_background
+):
+    """``~/go`` is retried by record_demos: a refusal must say what the expert still waits for
+    (topic named), and a success must say which episode it acts on (a caller that just reset the
+    sim must not take the previous episode's "acting" for the new one)."""
+    import json
+    import time
+
+    from geometry_msgs.msg import PoseArray
+    from rclpy.node import Node
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import String
+    from std_srvs.srv import Trigger
+
+    from motus_policy.ros.sim_messages import pose_array_msg
+    from motus_recorder.ros.conversions import joint_state_to_msg
+
+    prof = load_profile("aloha_sim")
+    start, poses = _start("transfer_cube", 0)
+    proc = spawn_node(
+        "motus_teleop.ros.expert_node", "-p", "profile:=aloha_sim", "-p", "wait_for_go:=true"
+    )
+    proc.wait_for("READY", 90)
+    node = Node("expert_test", context=ros_context)
+    latched = QoSProfile(
+        depth=1,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    )
+    episode = node.create_publisher(String, prof.extras["episode_topic"], latched)
+    pose_pub = node.create_publisher(PoseArray, prof.extras["object_pose_topic"], latched)
+    states = {a.name: node.create_publisher(JointState, a.state_topic, 10) for a in prof.arms}
+    cmds = []
+    for a in prof.arms:
+        node.create_subscription(JointState, a.command_topic, cmds.append, 10)
+    spin_in_background(node, ros_context)
+
+    def call(service: str):
+        client = node.create_client(Trigger, service)
+        assert client.wait_for_service(timeout_sec=30), service
+        future = client.call_async(Trigger.Request())
+        deadline = time.monotonic() + 30
+        while not future.done():
+            assert time.monotonic() < deadline, f"{service}: no answer"
+            time.sleep(0.01)
+        node.destroy_client(client)
+        return future.result()
+
+    def poll(service: str, until, timeout_s: float = 60.0):
+        deadline = time.monotonic() + timeout_s
+        while not until(res := call(service)):
+            assert time.monotonic() < deadline, res.message + proc.output()[-2000:]
+            time.sleep(0.2)
+        return res
+
+    poll("/expert/ready", lambda r: r.success)
+    res = call("/expert/go")
+    assert not res.success and "no announcement on /sim/episode" in res.message, res.message
+
+    t0 = 2_000_000_000
+    episode.publish(String(data=json.dumps({"seed": 0, "start_ns": t0, "task": "transfer_cube"})))
+    res = poll("/expert/go", lambda r: "announced" in r.message)
+    assert not res.success, res.message
+    for topic in ("/left_arm/joint_states", "/right_arm/joint_states", "/sim/object_poses"):
+        assert topic in res.message, res.message
+
+    pose_pub.publish(pose_array_msg(poses, t0))
+    for a, sl in zip(prof.arms, (slice(0, 7), slice(7, 14)), strict=True):
+        states[a.name].publish(joint_state_to_msg(list(a.joint_state_names), start[sl], t0))
+    res = poll("/expert/go", lambda r: r.success)
+    assert json.loads(res.message) == {"seed": 0, "start_ns": t0}
+    deadline = time.monotonic() + 20
+    while len(cmds) < 2:  # released: both arms commanded for the episode's first state
+        assert time.monotonic() < deadline, proc.output()[-2000:]
+        time.sleep(0.05)
+    node.destroy_node()

@@ -110,3 +110,91 @@ def test_teleop_node_clamps_rate_limits_and_holds_on_stale_leader(
         last = [g[2] for g in cmds if g[1] <= t_free][-1]
     assert last[0] < during[0][0] - 0.5  # moving toward -1 rad again
     node.destroy_node()
+
+
+def _trigger(node, service: str, timeout_s: float = 20.0):
+    from std_srvs.srv import Trigger
+
+    client = node.create_client(Trigger, service)
+    assert client.wait_for_service(timeout_sec=timeout_s), service
+    future = client.call_async(Trigger.Request())
+    deadline = time.monotonic() + timeout_s
+    while not future.done() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert future.done(), f"{service}: no answer"
+    node.destroy_client(client)
+    return future.result()
+
+
+@pytest.mark.ros
+@pytest.mark.timeout(120)
+def test_teleop_ready_names_silent_topics_and_a_held_lockstep_teleop_never_commands(
+    spawn_node, ros_context, spin_in_background
+):
+    """A lockstep sim steps on every command pair: a held teleop must send none, even on the
+    first follower state (it used to answer it, stepping the sim before the recorder started);
+    ``~/ready`` tells which topic is not matched yet, by name."""
+    from rclpy.node import Node
+    from sensor_msgs.msg import JointState
+    from std_srvs.srv import SetBool
+
+    from motus_recorder.ros.conversions import joint_state_to_msg
+
+    proc = spawn_node(
+        "motus_teleop.ros.teleop_node", "-p", "profile:=aloha_agilex_2",
+        "-p", "publish_on_leader:=true",
+    )  # fmt: skip
+    proc.wait_for("READY", 60)
+    node = Node("teleop_ready_test", context=ros_context)
+    cmds = []
+    node.create_subscription(JointState, LEFT.command_topic, cmds.append, 100)
+    spin_in_background(node, ros_context)
+
+    first = _trigger(node, "/teleop/ready")
+    assert not first.success, first.message
+    for topic in ("/puppet/joint_left", "/master/joint_left", "/puppet/joint_right_cmd"):
+        assert topic in first.message, first.message
+    assert "no follower position received yet" in first.message
+
+    right = PROFILE.arm("right")
+    pubs = {
+        topic: node.create_publisher(JointState, topic, 10)
+        for a in (LEFT, right)
+        for topic in (a.state_topic, a.driver["leader_topic"])
+    }
+    node.create_subscription(JointState, right.command_topic, lambda m: None, 10)
+    deadline = time.monotonic() + 30
+    while not (res := _trigger(node, "/teleop/ready")).success:
+        assert time.monotonic() < deadline, res.message
+        time.sleep(0.2)
+
+    hold = node.create_client(SetBool, "/teleop/hold")
+    assert hold.wait_for_service(timeout_sec=10)
+
+    def set_hold(value: bool) -> None:
+        future = hold.call_async(SetBool.Request(data=value))
+        deadline = time.monotonic() + 20
+        while not future.done():
+            assert time.monotonic() < deadline, "no answer from /teleop/hold"
+            time.sleep(0.01)
+
+    set_hold(True)
+    # the follower reports its pose for the first time while teleop is held: no command
+    for _ in range(5):
+        stamp = node.get_clock().now().nanoseconds
+        pubs[LEFT.state_topic].publish(joint_state_to_msg(NAMES, np.zeros(7), stamp))
+        time.sleep(0.1)
+    time.sleep(1.0)
+    assert cmds == [], "a held teleop commanded the follower"
+    assert "no follower position received yet on ['/puppet/joint_right']" in (
+        _trigger(node, "/teleop/ready").message
+    )
+    # released: each leader sample is answered with one command
+    set_hold(False)
+    deadline = time.monotonic() + 20
+    while not cmds:
+        assert time.monotonic() < deadline, proc.output()[-2000:]
+        stamp = node.get_clock().now().nanoseconds
+        pubs["/master/joint_left"].publish(joint_state_to_msg(NAMES, np.zeros(7), stamp))
+        time.sleep(0.1)
+    node.destroy_node()
