@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 DDS_PROFILE = REPO / "config" / "dds" / "fastdds_shm.xml"
 
 # Shared fixtures (bags, small profiles, tiny datasets) live with the other fakes.
-pytest_plugins = ["tests.fakes.fixtures"]
+pytest_plugins = ["tests.fakes.fixtures", "tests.fakes.colcon"]
 
 # Headless MuJoCo rendering, as `make test` exports: dm_control reads these when first imported
 # (from a test module, after this file), and without them it tries GLFW and aborts the process.

@@ -52,7 +52,12 @@ def test_setup_cfg_installs_scripts_where_ros2_run_looks():
 
 def test_test_module_basenames_are_unique():
     """tests/ has no __init__.py files (rootdir import mode): equal basenames would collide."""
-    names = [p.name for p in (REPO / "tests").rglob("*.py") if p.name != "conftest.py"]
+    support = REPO / "tests" / "support"  # packages installed for tests, not collected
+    names = [
+        p.name
+        for p in (REPO / "tests").rglob("*.py")
+        if p.name != "conftest.py" and support not in p.parents
+    ]
     dupes = sorted({n for n in names if names.count(n) > 1})
     assert not dupes, f"duplicate test module names: {dupes}"
 

@@ -61,8 +61,8 @@ class BringupRunner:
         echo: forward node output to ``stream`` with a ``[name]`` prefix.
         env: environment for the nodes (default: :func:`bringup_env`).
         executable_dir: run each node's installed executable from this folder (a colcon
-            install space's ``lib/motus_policy``, as ``ros2 run`` does) with this interpreter,
-            instead of ``python -m <module>`` from the code this process runs.
+            install space's ``lib/motus_policy``, as ``ros2 run`` does: its ``#!`` line picks
+            the interpreter), instead of ``python -m <module>`` with this interpreter.
     """
 
     def __init__(
@@ -87,8 +87,8 @@ class BringupRunner:
 
     def command(self, node: NodeSpec) -> list[str]:
         """The exact command line used for ``node``."""
-        if self.executable_dir is not None:
-            return [sys.executable, str(self.executable_dir / node.executable), *node.ros_args()]
+        if self.executable_dir is not None:  # as `ros2 run`: the script's own #! line
+            return [str(self.executable_dir / node.executable), *node.ros_args()]
         return [sys.executable, "-m", node.module, *node.ros_args()]
 
     def start(self) -> None:

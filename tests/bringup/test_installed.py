@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.colcon import copy_package
+
 REPO = Path(__file__).resolve().parents[2]
 
 PROBE = r"""
@@ -46,31 +48,16 @@ print(json.dumps({
 """
 
 
-def _tracked_copy(dst: Path) -> Path:
-    """Copy the files git tracks (plus untracked, not ignored ones) to ``dst``: a clean tree."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-    ).stdout.split(b"\0")
-    for raw in filter(None, listed):
-        rel = Path(raw.decode())
-        src = REPO / rel
-        if src.is_file() and not src.is_symlink():
-            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst / rel)
-    return dst
-
-
 @pytest.mark.slow
 def test_plain_install_finds_profiles_bringups_dds_and_checkpoint(tmp_path):
     if shutil.which("git") is None:
         pytest.skip("git is needed to list the tracked files")
-    src = _tracked_copy(tmp_path / "src")
+    src = tmp_path / "src"
+    copy_package(src)
     prefix = tmp_path / "prefix"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+         "--ignore-installed",  # never uninstall the dev venv's editable install
          "--prefix", str(prefix), str(src)],
         check=True,
         capture_output=True,

@@ -1,0 +1,1 @@
+"""Test-only stand-in for ROS 2 ``composition_interfaces`` (see ../pyproject.toml)."""
