@@ -58,6 +58,13 @@ class ScriptedConfig:
         default=0.0,
         metadata={"description": "artificial inference time [s] (slept through ``sleep``)"},
     )
+    load_s: float = field(
+        default=0.0,
+        metadata={
+            "description": "artificial model-load time [s] (slept through ``sleep`` in load): "
+            "a configure as slow as loading real weights"
+        },
+    )
     busy: bool = field(
         default=False,
         metadata={
@@ -95,7 +102,7 @@ class ScriptedConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.action_rate_hz <= 0 or self.chunk_size < 1 or self.latency_s < 0:
+        if self.action_rate_hz <= 0 or self.chunk_size < 1 or min(self.latency_s, self.load_s) < 0:
             raise ValueError(f"bad ScriptedConfig {self}")
         if self.fault not in FAULTS:
             raise ValueError(f"fault: expected one of {list(FAULTS)}, got {self.fault!r}")
@@ -149,8 +156,10 @@ class ScriptedBackend:
         return self.config.recommended_n_action_steps or None
 
     def load(self, progress: Callable[[str], None] | None = None) -> None:
-        """Nothing to load; reports two progress lines."""
-        for line in ("scripted backend: building", "scripted backend: ready"):
+        """Nothing to load but ``load_s`` of waiting; reports two progress lines."""
+        for i, line in enumerate(("scripted backend: building", "scripted backend: ready")):
+            if i == 1 and self.config.load_s > 0:
+                self._sleep(self.config.load_s)
             if progress:
                 progress(line)
         self.loaded = True

@@ -16,7 +16,9 @@ Topics: subscribes to the profile's camera topics, per-arm ``state_topic`` and `
 (std_msgs/String); publishes per arm a JointState command stream at the control rate on
 ``command_topic`` or JointTrajectory messages on ``trajectory_topic`` (profile
 ``command_interface``, or parameter ``output_interface``), ``~/imagined_frames``, ``~/status``
-(JSON) and ``/diagnostics``. Services ``~/estop`` and ``~/reset_estop`` (std_srvs/Trigger).
+(JSON) and ``/diagnostics``. Services ``~/estop`` and ``~/reset_estop`` (std_srvs/Trigger),
+answered on a thread of their own (:mod:`motus_policy.ros.estop_server`): an e-stop latches in
+every state, also before or during configure, and only ``~/reset_estop`` clears it.
 
 Threads:
 
@@ -31,6 +33,8 @@ Threads:
   Measured with ``benchmarks.node_timing`` on the 2-core dev box it was *not* better than the timer
   (p99 period error 1.2-1.6 vs 0.2-0.3 ms with a GIL-holding backend process, both SCHED_FIFO):
   waking a second Python thread costs a GIL hand-off with the executor thread;
+* ``motus_estop``: ``~/estop`` and ``~/reset_estop`` (a hidden node with its own executor), so
+  they answer while the executor thread loads a model in configure;
 * ``motus_inference``: the runtime's worker thread, calling the backend (which, with
   ``backend_process``, only waits on the child process's socket: the model never holds this
   process's GIL).
@@ -45,8 +49,9 @@ Time is the node clock (``use_sim_time`` works: timer and thread both run on the
 
 Nothing on the executor thread waits for an inference (issue #14, defect 2): the backend reset at
 activation runs on the worker thread, between inferences; cleanup does not join an inference in
-flight (a backend process is terminated under it). So ``~/estop`` answers within a control
-period or so in every state, also during a seconds-long inference.
+flight (a backend process is terminated under it). With the e-stop on its own thread, ``~/estop``
+answers within a control period or so in every state, also during a seconds-long inference and
+while configure loads the model.
 
 Failures and logging: a control tick that raises is logged (the first time, then at most every
 :data:`REMINDER_S`), publishes a hold and keeps ticking; ``~/status`` carries it in
@@ -74,12 +79,12 @@ from rclpy.time import Time
 from rclpy.timer import Timer
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
-from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from motus_policy.backends import make_backend
 from motus_policy.backends.remote import RemoteBackend
 from motus_policy.ros import policy_io, policy_params
+from motus_policy.ros.estop_server import EStopServer
 from motus_policy.ros.params import dataclass_from_params
 from motus_policy.runtime.config import PolicyRuntimeConfig
 from motus_policy.runtime.control_loop import ControlLoop, TimingStats
@@ -125,8 +130,8 @@ class PolicyNode(LifecycleNode):
         self._tick_errors = 0
         self._last_reason: str | None = None
         self._last_reason_key: str | None = None
-        self.create_service(Trigger, "~/estop", self._on_estop)
-        self.create_service(Trigger, "~/reset_estop", self._on_reset_estop)
+        self._estop_reason: str | None = None  # latched at node level: survives cleanup
+        self._estop_server = EStopServer(self, self._on_estop, self._on_reset_estop)
         if self.get_parameter("autostart").value:
             # Launch-file convenience (nav2 lifecycle-manager style): configure + activate once
             # the executor runs. Without it the node waits for ~/change_state.
@@ -177,9 +182,13 @@ class PolicyNode(LifecycleNode):
         backend = self._backend
         config = dataclass_from_params(self, PolicyRuntimeConfig)
         hw = (p("image_height").value, p("image_width").value)
-        self.runtime = PolicyRuntime(
+        runtime = PolicyRuntime(
             self.profile, config, backend, self._now_ns, hw if all(hw) else None
         )
+        with self._lock:  # an e-stop latched before (or while) configuring carries over
+            self.runtime = runtime
+            if self._estop_reason is not None:
+                runtime.estop(self._estop_reason)
         self.get_logger().info(f"loading backend {kind!r} ...")
         self.runtime.load(progress=lambda line: self.get_logger().info(f"load: {line}"))
         self._create_entities(config)
@@ -459,19 +468,29 @@ class PolicyNode(LifecycleNode):
             with self._lock:
                 policy_params.apply(self.runtime, params)
 
-    def _on_estop(self, request, response):
-        if self.runtime is not None:
-            with self._lock:
-                self.runtime.estop("~/estop service")
-        response.success, response.message = self.runtime is not None, "e-stop latched"
-        return response
+    def _on_estop(self) -> tuple[bool, str]:
+        """``~/estop`` (on the ``motus_estop`` thread): latch in every state, also unconfigured
+        or configuring; the latch survives cleanup and is cleared only by ``~/reset_estop``."""
+        with self._lock:
+            self._estop_reason = "~/estop service"
+            if self.runtime is not None:
+                self.runtime.estop(self._estop_reason)
+                return True, "e-stop latched"
+        return True, "e-stop latched (node not configured: it will hold until ~/reset_estop)"
 
-    def _on_reset_estop(self, request, response):
-        if self.runtime is not None:
-            with self._lock:
+    def _on_reset_estop(self) -> tuple[bool, str]:
+        """``~/reset_estop`` (on the ``motus_estop`` thread): clear the latch; when running,
+        resume by ramping from the last published command."""
+        with self._lock:
+            self._estop_reason = None
+            if self.runtime is not None:
                 self.runtime.reset_estop(self._now_ns())
-        response.success, response.message = self.runtime is not None, "e-stop cleared"
-        return response
+        return True, "e-stop cleared"
+
+    def destroy_node(self) -> None:
+        """Stop the e-stop thread and its hidden node, then destroy this node."""
+        self._estop_server.close()
+        super().destroy_node()
 
 
 def main(args=None) -> None:

@@ -570,6 +570,57 @@ def test_estop_answers_during_slow_inference_and_activation(
     )
 
 
+def test_estop_answers_during_configure_and_latches_into_activation(
+    spawn_node, ros_context, spin_in_background
+):
+    """Issue #14, the last gap: configure loads the model on the executor thread (here a
+    backend process whose load takes 3 s). ``~/estop`` must answer within the bound throughout,
+    and an e-stop latched while unconfigured or configuring holds after activation until
+    ``~/reset_estop``."""
+    from lifecycle_msgs.msg import Transition
+
+    from motus_recorder.profile import load_profile
+
+    profile = load_profile("aloha_sim")
+    node = _spawn_policy(spawn_node, "-p", "scripted.load_s:=3.0")
+    robot = AdversarialRobot(ros_context, profile)
+    op = Operator(ros_context)
+    spin_in_background(robot.node, ros_context)
+    spin_in_background(op.node, ros_context)
+    robot.start()
+    assert op.estop("unconfigured"), "~/estop must succeed (latch) before configure"
+    assert op.reset_estop()
+    done = threading.Event()
+    conf = {}
+
+    def configure():
+        conf["ok"], conf["took"] = op.transition(Transition.TRANSITION_CONFIGURE)
+        done.set()
+
+    threading.Thread(target=configure, daemon=True).start()
+    assert _wait(lambda: "scripted backend: building" in node.output(), 60.0), node.output()
+    t0 = time.monotonic()
+    while not done.is_set() and time.monotonic() - t0 < 30.0:
+        assert op.estop("configure", timeout_s=10.0)
+        time.sleep(0.05)
+    assert done.wait(30.0) and conf["ok"], node.output()[-3000:]
+    during = [t for phase, t in op.estop_s if phase == "configure"]
+    assert conf["took"] >= 2.5 and len(during) >= 10, (conf, during)
+    assert max(during) <= ESTOP_BOUND_S, (
+        f"~/estop answered in up to {max(during) * 1e3:.0f} ms while configure loaded the model "
+        f"({len(during)} calls: {[round(t, 3) for t in during]})"
+    )
+    # the latch carries into activation: estop, nothing but holds, until the reset
+    assert op.transition(Transition.TRANSITION_ACTIVATE)[0], node.output()[-3000:]
+    assert _wait(lambda: (robot.status or {}).get("state") == "estop", 5.0), robot.status
+    time.sleep(0.5)
+    assert (robot.status or {}).get("state") == "estop", robot.status
+    assert op.reset_estop()
+    assert _wait(lambda: (robot.status or {}).get("state") == "running", 10.0), robot.status
+    robot.stop()
+    assert not robot.audit.unsafe, robot.audit.unsafe[:10]
+
+
 def test_a_failing_control_tick_holds_and_keeps_ticking(ros_context, ros_env, spin_in_background):
     """Issue #14, defect 5: an exception in the control timer must not end spin(): the node
     holds (republishing the last command), says so on ~/status and resumes when it passes."""
