@@ -29,7 +29,7 @@ from motus_policy.model.checkpoint import load_into
 from motus_policy.model.configuration_motus import MotusConfig
 from motus_policy.model.encoders.text import T5TextEncoder, TextEncoderConfig
 from motus_policy.model.encoders.vae import MotusVAE, VAEConfig
-from motus_policy.model.encoders.vlm import VLMConfig, VLMFeatureExtractor
+from motus_policy.model.encoders.vlm import VLMConfig, VLMFeatureExtractor, make_processor
 from motus_policy.model.modeling_motus import MotusModel, resolve_dtype
 
 FORMAT_VERSION = "motus_policy.pretrained/1"
@@ -236,6 +236,8 @@ def load_pretrained(
             m.to(resolve_dtype(dtype, device))
     for m in (model, vae, t5, vlm):
         m.to(device)
+    vlm_tokenizer = AutoTokenizer.from_pretrained(tokenizer_vlm)
+    vlm_images = Qwen2VLImageProcessorPil.from_pretrained(image_processor)
     return PretrainedParts(
         model=model,
         vae=vae,
@@ -246,9 +248,10 @@ def load_pretrained(
         ),
         vlm=VLMFeatureExtractor(
             vlm,
-            AutoTokenizer.from_pretrained(tokenizer_vlm),
-            Qwen2VLImageProcessorPil.from_pretrained(image_processor),
+            vlm_tokenizer,
+            vlm_images,
             VLMConfig(**config["vlm"]["settings"]),
+            processor=make_processor(vlm_tokenizer, vlm_images),  # None without torchvision
         ),
         policy_config=config["policy"],
         stats=stats,

@@ -6,12 +6,15 @@ T-layout composite and the instruction. The official code differs between traini
 (image then text, generation prompt) and deployment (text then image, no generation prompt);
 both are selectable here (docs/motus.md §9.5). Default: the deployment order.
 
-We build the processor inputs ourselves instead of using ``Qwen3VLProcessor``: in transformers
-5.23 that class requires torchvision for its video processor, which is not installed. The steps
-are the processor's: chat template -> expand each ``<|image_pad|>`` to ``t*h*w / merge^2``
-copies -> tokenize; ``pixel_values``/``image_grid_thw`` from the Qwen2-VL image processor; and
-``mm_token_type_ids`` (0 text, 1 image), which transformers 5.x requires whenever
-``image_grid_thw`` is passed (docs/platform.md §6 (c)).
+Prompt inputs come from the model's own ``Qwen3VLProcessor`` (chat template, Qwen2-VL image
+processor, ``<|image_pad|>`` expansion, ``mm_token_type_ids``) whenever it can be built
+(:func:`make_processor`). In transformers 5.23 that class requires torchvision for its video
+processor, which the CPU build of torch here cannot import; without it the same steps run by hand
+(:meth:`VLMFeatureExtractor.build_inputs`): chat template -> expand each ``<|image_pad|>`` to
+``t*h*w / merge^2`` copies -> tokenize; ``pixel_values``/``image_grid_thw`` from the image
+processor; ``mm_token_type_ids`` (0 text, 1 image), which transformers 5.x requires whenever
+``image_grid_thw`` is passed (docs/platform.md §6 (c)). tests/model/test_vlm_processor.py checks
+that both paths give identical tensors on a tokenizer and image processor saved to disk.
 
 Features are cached per observation (key: image bytes + instruction): the official loop re-runs
 the VLM at every denoising step with identical inputs (docs/motus.md §2.2, §8).
@@ -39,6 +42,26 @@ from transformers import PreTrainedTokenizerBase, Qwen3VLForConditionalGeneratio
 
 PAD_ID = 0
 """Input id the official code right-pads VLM prompts with (see the module docstring)."""
+
+
+def make_processor(tokenizer: PreTrainedTokenizerBase, image_processor):
+    """The model's own ``Qwen3VLProcessor`` over ``tokenizer`` and ``image_processor``, or None.
+
+    None when torchvision cannot be imported (the processor's video half needs it; the CPU
+    build of torch here has none that imports, docs/platform.md): callers then build the same
+    inputs by hand (module docstring). The chat template is the tokenizer's.
+    """
+    try:
+        import torchvision  # noqa: F401  (Qwen3VLVideoProcessor needs it)
+        from transformers import Qwen3VLProcessor, Qwen3VLVideoProcessor
+    except Exception:  # noqa: BLE001 - ImportError, or a torchvision built for another torch
+        return None
+    return Qwen3VLProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        video_processor=Qwen3VLVideoProcessor(),
+        chat_template=tokenizer.chat_template,
+    )
 
 
 def pad_features(
@@ -112,6 +135,8 @@ class VLMFeatureExtractor:
         image_processor: a Qwen2-VL-style image processor (``Qwen2VLImageProcessorPil``),
             giving ``pixel_values`` and ``image_grid_thw``.
         config: prompt order and cache size.
+        processor: a ``Qwen3VLProcessor`` over the same tokenizer and image processor
+            (:func:`make_processor`); when given, it builds the model inputs, else the hand path.
     """
 
     def __init__(
@@ -120,10 +145,12 @@ class VLMFeatureExtractor:
         tokenizer: PreTrainedTokenizerBase,
         image_processor,
         config: VLMConfig | None = None,
+        processor=None,
     ) -> None:
         self.model = model.eval().requires_grad_(False)
         self.tokenizer = tokenizer
         self.image_processor = image_processor
+        self.processor = processor
         self.config = config or VLMConfig()
         self.image_token_id = int(tokenizer.convert_tokens_to_ids(self.config.image_token))
         if self.image_token_id != int(model.config.image_token_id):
@@ -149,14 +176,15 @@ class VLMFeatureExtractor:
         text = {"type": "text", "text": instruction}
         image = {"type": "image"}
         content = [text, image] if self.config.content_order == "text_image" else [image, text]
-        return self.tokenizer.apply_chat_template(
+        templater = self.processor if self.processor is not None else self.tokenizer
+        return templater.apply_chat_template(
             [{"role": "user", "content": content}],
             tokenize=False,
             add_generation_prompt=self.config.add_generation_prompt,
         )
 
     def build_inputs(self, images: list[np.ndarray], instructions: list[str]) -> dict:
-        """Processor-equivalent model inputs for a batch (right-padded).
+        """Model inputs for a batch (right-padded): the processor's, or the same built by hand.
 
         Args:
             images: B uint8 (H, W, 3) RGB images (the T-layout composite).
@@ -174,6 +202,16 @@ class VLMFeatureExtractor:
         for img in images:
             if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
                 raise ValueError(f"images: expected uint8 (H, W, 3), got {img.dtype} {img.shape}")
+        if self.processor is not None:
+            enc = self.processor(
+                text=[self._prompt(t) for t in instructions],
+                images=list(images),
+                padding=True,
+                padding_side="right",
+                return_tensors="pt",
+            )
+            keys = ("input_ids", "attention_mask", "mm_token_type_ids", "pixel_values")
+            return {k: enc[k] for k in (*keys, "image_grid_thw")}
         vis = self.image_processor(images=list(images), return_tensors="pt")
         merge = int(self.image_processor.merge_size) ** 2
         texts = []
