@@ -15,6 +15,7 @@ node takes its runtime lock, which the control tick holds for well under a contr
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 
@@ -27,8 +28,7 @@ Handler = Callable[[], tuple[bool, str]]
 
 
 class EStopServer:
-    """Hosts ``<owner>/estop`` and ``<owner>/reset_estop`` (std_srvs/Trigger) off the owner's
-    executor.
+    """Hosts ``<owner>/estop`` and ``<owner>/reset_estop`` (std_srvs/Trigger) on its own thread.
 
     Args:
         owner: the node whose private names the services take (its context is used).
@@ -52,10 +52,8 @@ class EStopServer:
         self._thread.start()
 
     def _spin(self) -> None:
-        try:
+        with contextlib.suppress(ExternalShutdownException):
             self._executor.spin()
-        except ExternalShutdownException:
-            pass
 
     def close(self, timeout_s: float = 2.0) -> None:
         """Stop the thread and destroy the hidden node (idempotent)."""
