@@ -10,6 +10,30 @@ Units are in the field names: ``_hz`` (Hz), ``_s`` (seconds), ``_rad`` (radians)
 (rad/s).
 Gripper values are in the profile's ``gripper.unit`` (``normalized`` 0 closed .. 1 open, ``m`` for
 finger opening in metres, ``rad`` for vendor joint angles).
+
+Joint names are scoped per arm: both arms may publish the same names (AgileX's ``joint0..joint6``,
+piper_ros's ``joint1..joint6`` + ``gripper``), since every consumer looks an arm's names up in
+that arm's own JointState topic. Names must be unique within an arm, and across arms only where
+two arms share a topic. :attr:`RobotProfile.joint_names` (labels of the 14-D layout) prefixes
+``<arm>/`` when the arms share names, so labels in logs and datasets stay unambiguous.
+
+Topic names may be absolute (``/puppet/joint_left``) or relative (``left_arm/joint_states``). A
+relative name resolves in the node's namespace, so ``--ros-args -r __ns:=/robot1`` moves the
+robot's topics with the node (two robots on one graph); :func:`load_profile` resolves them against
+``namespace`` (``/`` unless a node passes its own, see :meth:`RobotProfile.in_namespace`).
+
+Cameras carry ``transport``: ``raw`` (sensor_msgs/Image) or ``compressed``
+(sensor_msgs/CompressedImage, JPEG / PNG, as AgileX's ``/camera_f/color/image_raw/compressed``);
+when the field is left out it is ``compressed`` for a topic ending in ``/compressed`` (the
+image_transport naming) and ``raw`` otherwise.
+
+``command_interface`` selects how commands leave the policy (:data:`COMMAND_INTERFACES`):
+``joint_state`` (a JointState stream per arm on ``command_topic``, 6 joints + gripper),
+``joint_trajectory`` (a JointTrajectory per arm on ``trajectory_topic`` naming the 7 joints, as
+the sim takes it) or ``joint_trajectory_controller`` (the ros2_control layout: the 6 arm joints
+on ``trajectory_topic``, as a ``joint_trajectory_controller`` configured for the arm joints
+accepts it, and the gripper as std_msgs/Float64MultiArray on ``gripper_command_topic``, a
+``forward_command_controller`` / ``JointGroupPositionController``'s ``~/commands``).
 """
 
 from __future__ import annotations
@@ -17,6 +41,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,8 +60,26 @@ def profile_dir() -> Path:
 
 
 GRIPPER_UNITS = ("normalized", "m", "rad")
-COMMAND_INTERFACES = ("joint_state", "joint_trajectory")
+COMMAND_INTERFACES = ("joint_state", "joint_trajectory", "joint_trajectory_controller")
 ENCODINGS = ("rgb8", "bgr8")
+TRANSPORTS = ("raw", "compressed")
+_TOPIC = re.compile(r"/?[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*")
+"""A ROS 2 topic name without substitutions (design.ros2.org "Topic and Service name mapping"):
+tokens of letters, digits and underscores, not starting with a digit, separated by ``/``;
+absolute with a leading ``/``, relative without."""
+
+
+def resolve_topic(topic: str, namespace: str) -> str:
+    """Absolute name of ``topic`` in ``namespace`` (``/`` or ``/robot1``); absolute stays as is.
+
+    Raises:
+        ValueError: ``namespace`` is not absolute.
+    """
+    if not namespace.startswith("/"):
+        raise ValueError(f"namespace: expected an absolute namespace (/robot1), got {namespace!r}")
+    if topic.startswith("/"):
+        return topic
+    return f"{namespace.rstrip('/')}/{topic}"
 
 
 class ProfileError(ValueError):
@@ -66,13 +109,18 @@ class ArmProfile:
     command_topic: str
     """sensor_msgs/JointState position command stream (AgileX/piper style)."""
     trajectory_topic: str
-    """trajectory_msgs/JointTrajectory command (JTC style)."""
+    """trajectory_msgs/JointTrajectory command (JTC style); empty for a robot without one
+    (allowed only with ``command_interface: joint_state``)."""
     position_min_rad: tuple[float, ...]
     position_max_rad: tuple[float, ...]
     velocity_max_rad_s: tuple[float, ...]
     gripper: GripperProfile
     driver: Mapping[str, Any] = field(default_factory=dict)
     """Driver-specific settings (CAN interface for Piper, vendor topic names, ...)."""
+    gripper_command_topic: str = ""
+    """std_msgs/Float64MultiArray gripper position command (``command_interface:
+    joint_trajectory_controller``: a forward_command_controller's ``~/commands``); empty when
+    unused."""
 
     @property
     def joint_state_names(self) -> tuple[str, ...]:
@@ -95,6 +143,14 @@ class CameraProfile:
     source: str
     """Where frames come from: a MuJoCo camera name (sim), a RealSense serial number, or a vendor
     topic description."""
+    transport: str = "raw"
+    """``raw``: sensor_msgs/Image (``encoding``); ``compressed``: sensor_msgs/CompressedImage
+    (JPEG / PNG; ``encoding`` does not apply). See the module docstring for the default."""
+
+    @property
+    def compressed(self) -> bool:
+        """True when the topic carries sensor_msgs/CompressedImage."""
+        return self.transport == "compressed"
 
 
 @dataclass(frozen=True)
@@ -121,8 +177,50 @@ class RobotProfile:
     # -- derived 14-D views -------------------------------------------------------------------
     @property
     def joint_names(self) -> tuple[str, ...]:
-        """The 14 joint names in the 14-D layout (arm joints then gripper, left then right)."""
-        return tuple(name for arm in self.arms for name in arm.joint_state_names)
+        """The 14 joint labels in the 14-D layout (arm joints then gripper, left then right).
+
+        Each arm's JointState names; when the two arms share names (AgileX's ``joint1`` on both)
+        every label is prefixed with its arm (``left/joint1``) so the labels stay unique. For
+        looking names up in messages use each arm's :attr:`ArmProfile.joint_state_names`.
+        """
+        names = [name for arm in self.arms for name in arm.joint_state_names]
+        if len(set(names)) == len(names):
+            return tuple(names)
+        return tuple(f"{arm.name}/{n}" for arm in self.arms for n in arm.joint_state_names)
+
+    def in_namespace(self, namespace: str) -> RobotProfile:
+        """The profile with every relative topic resolved in ``namespace`` (e.g. ``/robot1``).
+
+        A node passes its own namespace (``Node.get_namespace()``), so ``-r __ns:=/robot1``
+        moves the robot's topics with it; absolute topics stay as written. String ``extras``
+        whose key ends in ``_topic`` or ``_service`` (the sim's ``reset_service`` ...) are
+        resolved the same way.
+
+        Raises:
+            ValueError: ``namespace`` is not absolute.
+        """
+
+        def res(t: str) -> str:
+            return resolve_topic(t, namespace) if t else t
+
+        arms = tuple(
+            dataclasses.replace(
+                a,
+                state_topic=res(a.state_topic),
+                command_topic=res(a.command_topic),
+                trajectory_topic=res(a.trajectory_topic),
+                gripper_command_topic=res(a.gripper_command_topic),
+            )
+            for a in self.arms
+        )
+        cams = tuple(dataclasses.replace(c, topic=res(c.topic)) for c in self.cameras)
+        extras = {
+            k: res(v) if k.endswith(("_topic", "_service")) and isinstance(v, str) else v
+            for k, v in self.extras.items()
+        }
+        return dataclasses.replace(
+            self, arms=arms, cameras=cams, clock_topic=res(self.clock_topic), extras=extras
+        )
 
     def _stack(self, arm_attr: str, gripper_attr: str) -> np.ndarray:
         out: list[float] = []
@@ -340,10 +438,15 @@ class _Reader:
             raise ProfileError(f"{self._p(key)}: expected one of {list(choices)}, got {v!r}")
         return v
 
-    def topic(self, key: str) -> str:
-        v = self.str(key)
-        if not v.startswith("/") or " " in v:
-            raise ProfileError(f"{self._p(key)}: expected an absolute topic name, got {v!r}")
+    def topic(self, key: str, default: Any = ...) -> str:
+        v = self.raw(key, default)
+        if key not in self.data:
+            return v
+        if not isinstance(v, str) or not _TOPIC.fullmatch(v):
+            raise ProfileError(
+                f"{self._p(key)}: expected a topic name (absolute /a/b or relative a/b: letters, "
+                f"digits, _ and /), got {v!r}"
+            )
         return v
 
     def num(self, key: str, default: Any = ..., positive: bool = False) -> float:
@@ -402,15 +505,16 @@ def _arm(data: Any, path: str) -> ArmProfile:
     if (
         not isinstance(names, list)
         or len(names) != n
-        or not all(isinstance(x, str) for x in names)
+        or not all(isinstance(x, str) and x for x in names)
     ):
-        raise ProfileError(f"{path}.joint_names: expected {n} strings, got {names!r}")
+        raise ProfileError(f"{path}.joint_names: expected {n} non-empty strings, got {names!r}")
     arm = ArmProfile(
         name=r.str("name", choices=schema.ARM_NAMES),
         joint_names=tuple(names),
         state_topic=r.topic("state_topic"),
         command_topic=r.topic("command_topic"),
-        trajectory_topic=r.topic("trajectory_topic"),
+        trajectory_topic=r.topic("trajectory_topic", ""),
+        gripper_command_topic=r.topic("gripper_command_topic", ""),
         position_min_rad=r.vec("position_min_rad", n),
         position_max_rad=r.vec("position_max_rad", n),
         velocity_max_rad_s=r.vec("velocity_max_rad_s", n, positive=True),
@@ -418,6 +522,13 @@ def _arm(data: Any, path: str) -> ArmProfile:
         driver=dict(r.raw("driver", {}) or {}),
     )
     r.done()
+    seen = arm.joint_state_names
+    dup = sorted({x for x in seen if seen.count(x) > 1})
+    if dup:
+        raise ProfileError(
+            f"{path}: joint names must be unique within an arm (6 joints + gripper), "
+            f"{dup} repeated in {list(seen)}"
+        )
     for i, (lo, hi) in enumerate(zip(arm.position_min_rad, arm.position_max_rad, strict=True)):
         if lo >= hi:
             raise ProfileError(
@@ -437,6 +548,11 @@ def _camera(data: Any, path: str) -> CameraProfile:
         rate_hz=r.num("rate_hz", positive=True),
         staleness_s=r.num("staleness_s", positive=True),
         source=r.str("source"),
+        transport=r.str(
+            "transport",
+            "compressed" if str(r.data.get("topic", "")).endswith("/compressed") else "raw",
+            choices=TRANSPORTS,
+        ),
     )
     r.done()
     return cam
@@ -470,10 +586,9 @@ def profile_from_dict(data: Mapping[str, Any], origin: str = "profile") -> Robot
             arms=arms,
             cameras=cams,
             normalization_key=r.str("normalization_key"),
-            clock_topic=r.topic("clock_topic") if "clock_topic" in data else "/clock",
+            clock_topic=r.topic("clock_topic", "/clock"),
             extras=dict(r.raw("extras", {}) or {}),
         )
-        r.used.add("clock_topic")
         r.done()
     except ProfileError as exc:
         raise ProfileError(f"{origin}: {exc}") from None
@@ -485,13 +600,53 @@ def profile_from_dict(data: Mapping[str, Any], origin: str = "profile") -> Robot
             f"{origin}: cameras: expected {list(schema.CAMERA_NAMES)} in this order, "
             f"got {list(prof.camera_names)}"
         )
-    if len(set(prof.joint_names)) != schema.STATE_DIM:
-        raise ProfileError(f"{origin}: joint names must be unique, got {list(prof.joint_names)}")
+    _check_shared_topics(prof, origin)
     return prof
 
 
-def load_profile(name_or_path: str | os.PathLike[str]) -> RobotProfile:
+def _check_shared_topics(prof: RobotProfile, origin: str) -> None:
+    """Arms that share a state / command / trajectory topic must not share joint names."""
+    for attr in ("state_topic", "command_topic", "trajectory_topic"):
+        by_topic: dict[str, list[ArmProfile]] = {}
+        for arm in prof.arms:
+            if getattr(arm, attr):  # an unused (empty) topic is shared by nobody
+                by_topic.setdefault(getattr(arm, attr), []).append(arm)
+        for topic, arms in by_topic.items():
+            names = [n for a in arms for n in a.joint_state_names]
+            if len(arms) > 1 and len(set(names)) != len(names):
+                both = sorted({n for n in names if names.count(n) > 1})
+                raise ProfileError(
+                    f"{origin}: arms {[a.name for a in arms]} share the {attr} {topic} but also "
+                    f"joint names {both}: names must be unique per topic (give each arm its own "
+                    "topic, or distinct names)"
+                )
+    if prof.command_interface != "joint_state":
+        missing = [a.name for a in prof.arms if not a.trajectory_topic]
+        if missing:
+            raise ProfileError(
+                f"{origin}: command_interface {prof.command_interface} needs "
+                f"arms[].trajectory_topic, missing for {missing}"
+            )
+    if prof.command_interface == "joint_trajectory_controller":
+        missing = [a.name for a in prof.arms if not a.gripper_command_topic]
+        if missing:
+            raise ProfileError(
+                f"{origin}: command_interface joint_trajectory_controller needs "
+                f"arms[].gripper_command_topic (the gripper's position command), missing for "
+                f"{missing}"
+            )
+
+
+def load_profile(
+    name_or_path: str | os.PathLike[str], namespace: str | None = "/"
+) -> RobotProfile:
     """Load a profile by name (``aloha_sim``) from ``config/robots/`` or from a YAML path.
+
+    Args:
+        name_or_path: shipped profile name or a ``.yaml`` path.
+        namespace: resolve relative topic names in this namespace (a node passes its
+            ``get_namespace()``); ``/`` (default) gives the names as in the root namespace, as
+            offline tools (bag replay) see them; None keeps them as written.
 
     Raises:
         FileNotFoundError: no such profile; the message lists the shipped ones.
@@ -508,4 +663,10 @@ def load_profile(name_or_path: str | os.PathLike[str]) -> RobotProfile:
             data = yaml.safe_load(f)
         except yaml.YAMLError as exc:
             raise ProfileError(f"{p}: not valid YAML: {exc}") from None
-    return profile_from_dict(data, origin=str(p))
+    prof = profile_from_dict(data, origin=str(p))
+    if namespace is None:
+        return prof
+    try:
+        return prof.in_namespace(namespace)
+    except ValueError as exc:
+        raise ProfileError(f"{p}: {exc}") from None

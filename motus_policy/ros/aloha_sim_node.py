@@ -58,7 +58,8 @@ class AlohaSimNode(Node):
         for f in fields:
             self.declare_parameter(f.name, f.default)
         self.cfg = AlohaSimNodeConfig(**{f.name: self.get_parameter(f.name).value for f in fields})
-        self.profile = p = load_profile(self.cfg.profile)
+        # relative profile topics resolve in this node's namespace (-r __ns:=/robot1)
+        self.profile = p = load_profile(self.cfg.profile, namespace=self.get_namespace())
         self.runner = SimRunner(AlohaSim(self.cfg.sim_config(), p), p, self.cfg.publish_images)
         self.pacer = Pacer(CONTROL_PERIOD_NS, self.cfg.real_time_factor)
         self._names = {a.name: a.joint_state_names for a in p.arms}

@@ -10,6 +10,13 @@ Parameters (:class:`BagPlayerNodeConfig`): ``bag``, ``rate``, ``loop``, ``publis
 subscribers), ``topics`` (subset; empty = all), ``source_profile`` / ``profile`` (remap the bag's
 camera / joint-state topics from the profile that describes the bag to the graph's profile).
 
+With a remap, JointState messages whose joint names differ between the two profiles are renamed
+arm by arm (e.g. a vendor bag's ``joint0..joint6`` on both arms to the graph profile's names);
+those messages are decoded and re-encoded with the rosbags typestore, every other message goes
+out as recorded. Camera messages keep their type (Image or CompressedImage): a camera whose bag
+type does not match the graph profile's ``transport`` is an error at start. The graph profile's
+relative topics resolve in this node's namespace.
+
 Threads: the main thread spins the node (parameter services); a player thread publishes.
 """
 
@@ -22,12 +29,16 @@ from dataclasses import dataclass, field, fields
 
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rosbags.typesys import Stores, get_typestore
 from rosgraph_msgs.msg import Clock
 
 from motus_policy.evaluation.bag_player import BagPlayer, BagPlayerConfig, profile_remap
 from motus_policy.evaluation.bag_reader import open_bag
 from motus_recorder.ros.conversions import ns_to_time
 from motus_recorder.ros.spin import run_node
+
+JOINT_TYPE = "sensor_msgs/msg/JointState"
+_TS = get_typestore(Stores.ROS2_JAZZY)
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,59 @@ class BagPlayerNodeConfig:
             raise ValueError("source_profile and profile: set both (or neither) to remap")
 
 
+def check_camera_types(source, target, types: dict[str, str]) -> None:
+    """Each bag camera topic's type must be what the graph profile's camera expects.
+
+    Args:
+        source: profile describing the bag.
+        target: profile of the graph (the policy node's).
+        types: bag topic -> message type (``sensor_msgs/msg/Image`` ...).
+
+    Raises:
+        ValueError: a camera recorded as Image where the target camera is ``compressed`` (or the
+            reverse); the message names the camera, both types and the fix.
+    """
+    for cam in source.cameras:
+        got = types.get(cam.topic)
+        want = target.camera(cam.name)
+        expected = f"sensor_msgs/msg/{'CompressedImage' if want.compressed else 'Image'}"
+        if got is not None and got != expected:
+            raise ValueError(
+                f"camera {cam.name}: the bag has {got} on {cam.topic}, but profile "
+                f"{target.name!r} expects {expected} on {want.topic} (transport "
+                f"{want.transport}); use a graph profile whose camera transport matches the bag"
+            )
+
+
+def joint_renames(source, target) -> dict[str, dict[str, str]]:
+    """Bag state topic -> {bag joint name: graph joint name}, only for topics that differ.
+
+    Names are paired arm by arm in the 14-D order (6 joints, then the gripper).
+    """
+    out: dict[str, dict[str, str]] = {}
+    for arm in source.arms:
+        pairs = dict(
+            zip(arm.joint_state_names, target.arm(arm.name).joint_state_names, strict=True)
+        )
+        if any(a != b for a, b in pairs.items()):
+            out.setdefault(arm.state_topic, {}).update(pairs)
+    return out
+
+
+def rename_joints(data: bytes, renames: dict[str, str]) -> bytes:
+    """CDR sensor_msgs/JointState bytes with ``name`` entries renamed (others kept).
+
+    Raises:
+        ValueError: bytes that are not a JointState (from the rosbags deserializer).
+    """
+    try:
+        msg = _TS.deserialize_cdr(data, JOINT_TYPE)
+    except Exception as exc:  # noqa: BLE001 - rosbags raises several types on bad bytes
+        raise ValueError(f"not a CDR {JOINT_TYPE}: {type(exc).__name__}: {exc}") from None
+    msg.name = [renames.get(n, n) for n in msg.name]
+    return bytes(_TS.serialize_cdr(msg, JOINT_TYPE))
+
+
 def _msg_class(msgtype: str):
     pkg, kind, name = msgtype.split("/")
     return getattr(importlib.import_module(f"{pkg}.{kind}"), name)
@@ -76,14 +140,18 @@ class BagPlayerNode(Node):
         values["topics"] = [t for t in values["topics"] if t]
         self.config = BagPlayerNodeConfig(**values)
         remap = ()
+        self._renames: dict[str, dict[str, str]] = {}
+        self._bag_cm = open_bag(self.config.bag)
+        self.reader = self._bag_cm.__enter__()
         if self.config.profile:
             from motus_recorder.profile import load_profile
 
-            remap = profile_remap(
-                load_profile(self.config.source_profile), load_profile(self.config.profile)
-            )
-        self._bag_cm = open_bag(self.config.bag)
-        self.reader = self._bag_cm.__enter__()
+            source = load_profile(self.config.source_profile)
+            target = load_profile(self.config.profile, namespace=self.get_namespace())
+            remap = profile_remap(source, target)
+            types = {c.topic: c.msgtype for c in self.reader.connections}
+            check_camera_types(source, target, types)
+            self._renames = joint_renames(source, target)
         conns = [
             c
             for c in self.reader.connections
@@ -92,7 +160,7 @@ class BagPlayerNode(Node):
         if not conns:
             raise ValueError(f"topics: none of {self.config.topics} in {self.config.bag}")
         self.player = BagPlayer(
-            lambda: ((c.topic, t, bytes(raw)) for c, t, raw in self.reader.messages(conns)),
+            lambda: self._messages(conns),
             BagPlayerConfig(rate=self.config.rate, loop=self.config.loop, remap=remap),
             time.monotonic_ns,
         )
@@ -112,6 +180,13 @@ class BagPlayerNode(Node):
         self.get_logger().info(
             f"READY: {len(conns)} topics from {self.config.bag} at rate {self.config.rate}"
         )
+
+    def _messages(self, conns):
+        """(topic, log ns, CDR bytes) in bag order; JointState renamed where the remap says."""
+        for c, t, raw in self.reader.messages(conns):
+            ren = self._renames.get(c.topic)
+            data = bytes(raw) if ren is None else rename_joints(bytes(raw), ren)
+            yield c.topic, t, data
 
     def _run(self) -> None:
         need = self.config.wait_for_subscribers

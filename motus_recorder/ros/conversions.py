@@ -1,8 +1,10 @@
 """Message <-> numpy conversions shared by every node (no cv_bridge: docs/platform.md §3).
 
 Times: ``builtin_interfaces/Time`` <-> int nanoseconds. Images: ``sensor_msgs/Image`` rgb8/bgr8
-<-> uint8 (H, W, 3) RGB. Joint states: ``sensor_msgs/JointState`` <-> float (n,) in a
-given name order.
+and ``sensor_msgs/CompressedImage`` JPEG/PNG <-> uint8 (H, W, 3) RGB (compressed images decoded
+by ``rosbags.image``, i.e. OpenCV's ``imdecode``; encoded by OpenCV's ``imencode``). Joint states:
+``sensor_msgs/JointState`` <-> float (n,) in a given name order, looked up per message (two arms
+may use the same names on their own topics).
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ from __future__ import annotations
 import array
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 from builtin_interfaces.msg import Time
-from sensor_msgs.msg import Image, JointState
+from rosbags.image import compressed_image_to_cvimage
+from sensor_msgs.msg import CompressedImage, Image, JointState
 
 from motus_recorder.schema import NS_PER_S
 
@@ -69,6 +73,79 @@ def msg_to_image(msg: Image) -> np.ndarray:
     return img
 
 
+COMPRESSED_FORMATS = ("jpeg", "jpg", "png")
+"""Accepted ``CompressedImage.format`` words (image_transport writes e.g. ``rgb8; jpeg compressed
+bgr8``; a bare ``jpeg`` / ``png`` is what other recorders write)."""
+
+
+def compressed_to_image(msg: CompressedImage) -> np.ndarray:
+    """sensor_msgs/CompressedImage (JPEG or PNG) -> uint8 (H, W, 3) RGB.
+
+    Decoded with ``rosbags.image.compressed_image_to_cvimage`` (OpenCV ``imdecode``, which yields
+    BGR whatever the format string says; converted to RGB here).
+
+    Raises:
+        ValueError: a format that names neither JPEG nor PNG, or data that does not decode to a
+            3-channel image (the message gives the format and the byte count).
+    """
+    fmt = str(msg.format)
+    if not any(f in fmt.lower() for f in COMPRESSED_FORMATS):
+        raise ValueError(
+            f"unsupported compressed format {fmt!r}; "
+            f"expected one naming {list(COMPRESSED_FORMATS)}"
+        )
+    try:
+        img = compressed_image_to_cvimage(msg, "rgb8")
+    except Exception as exc:  # noqa: BLE001 - rosbags.image asserts, cv2 raises cv2.error
+        why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise ValueError(f"{fmt!r} data ({len(msg.data)} bytes) does not decode ({why})") from None
+    if img is None or img.ndim != 3 or img.shape[2] != 3:
+        shape = None if img is None else img.shape
+        raise ValueError(f"{fmt!r} data decodes to shape {shape}, expected (H, W, 3) color")
+    return img
+
+
+def image_to_compressed_msg(
+    rgb: np.ndarray, stamp_ns: int, fmt: str = "jpeg", frame_id: str = "", quality: int = 90
+) -> CompressedImage:
+    """uint8 (H, W, 3) RGB -> sensor_msgs/CompressedImage (``jpeg`` or ``png``, OpenCV encoder).
+
+    ``quality`` is the JPEG quality 0..100 (OpenCV ``IMWRITE_JPEG_QUALITY``). Raises ValueError
+    for other shapes / dtypes or formats.
+    """
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected uint8 (H, W, 3) RGB, got {rgb.dtype} {rgb.shape}")
+    if fmt not in ("jpeg", "png"):
+        raise ValueError(f"fmt: expected jpeg or png, got {fmt!r}")
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if fmt == "jpeg" else []
+    ok, buf = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", rgb[:, :, ::-1], params)
+    if not ok:
+        raise ValueError(f"OpenCV could not encode a {rgb.shape} image as {fmt}")
+    msg = CompressedImage()
+    msg.header.stamp = ns_to_time(stamp_ns)
+    msg.header.frame_id = frame_id
+    msg.format = fmt
+    data = array.array("B")
+    data.frombytes(buf.tobytes())
+    msg.data = data
+    return msg
+
+
+def any_image_to_rgb(msg: Image | CompressedImage) -> np.ndarray:
+    """uint8 (H, W, 3) RGB from a sensor_msgs/Image or CompressedImage.
+
+    Dispatches to :func:`msg_to_image` / :func:`compressed_to_image`; ValueError as those raise.
+    """
+    if isinstance(msg, CompressedImage):
+        return compressed_to_image(msg)
+    return msg_to_image(msg)
+
+
+def image_type(compressed: bool) -> type:
+    """The message class of a camera topic: CompressedImage when ``compressed``, else Image."""
+    return CompressedImage if compressed else Image
+
+
 def joint_state_to_msg(
     names: Sequence[str],
     position: np.ndarray,
@@ -92,11 +169,14 @@ def msg_to_positions(msg: JointState, names: Sequence[str]) -> np.ndarray:
     """sensor_msgs/JointState -> float64 (len(names),) positions in ``names`` order.
 
     Raises:
-        ValueError: a name is missing, or name/position lengths differ.
+        ValueError: a name is missing or repeated in the message, or name/position lengths
+            differ.
     """
     if len(msg.name) != len(msg.position):
         raise ValueError(f"JointState has {len(msg.name)} names but {len(msg.position)} positions")
     index = {n: i for i, n in enumerate(msg.name)}
+    if len(index) != len(msg.name):
+        raise ValueError(f"JointState repeats joint names: {list(msg.name)}")
     missing = [n for n in names if n not in index]
     if missing:
         raise ValueError(f"JointState lacks joints {missing}; has {list(msg.name)}")

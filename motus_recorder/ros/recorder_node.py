@@ -1,6 +1,7 @@
 """recorder_node: records demonstrations into the Motus format (thin wrapper of ``Recorder``).
 
-Subscribes to the profile's three camera topics (sensor_msgs/Image, rgb8/bgr8), the per-arm
+Subscribes to the profile's three camera topics (sensor_msgs/Image rgb8/bgr8, or
+CompressedImage JPEG/PNG for a camera with ``transport: compressed``), the per-arm
 JointState topics and, with ``qpos_source: command`` (the default), the per-arm commanded
 positions (JointState), which become ``qpos`` while the measured states go to ``state/<i>.pt``.
 Which topic carries the commanded positions depends on the setup, so the bring-up says it with
@@ -39,17 +40,23 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import serialize_message
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from motus_recorder.profile import load_profile, with_image_size
 from motus_recorder.recorder import Recorder, RecorderConfig
-from motus_recorder.ros.conversions import msg_to_image, msg_to_positions, time_to_ns
+from motus_recorder.ros.conversions import (
+    any_image_to_rgb,
+    image_type,
+    msg_to_positions,
+    time_to_ns,
+)
 from motus_recorder.ros.matching import silent_subscriptions
 from motus_recorder.ros.spin import run_node
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
+COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
 JOINT_TYPE = "sensor_msgs/msg/JointState"
 COMMAND_SOURCES = ("command_topic", "leader_topic")
 """Values of the ``command_source`` parameter (see the module docstring)."""
@@ -94,8 +101,10 @@ class RecorderNode(Node):
                 for f in dataclasses.fields(RecorderConfig)
             }
         )
-        self.profile = with_image_size(
-            load_profile(cfg.profile), cfg.image_height, cfg.image_width
+        self.profile = with_image_size(  # relative topics: in this node's namespace
+            load_profile(cfg.profile, namespace=self.get_namespace()),
+            cfg.image_height,
+            cfg.image_width,
         )
         self.recorder = Recorder(cfg, self.profile, lambda: self.get_clock().now().nanoseconds)
         for msg in self.recorder.writer.recovered:
@@ -121,7 +130,10 @@ class RecorderNode(Node):
         for cam in self.profile.cameras:
             self._required.append(
                 self.create_subscription(
-                    Image, cam.topic, lambda m, c=cam: self._on_image(c.name, c.topic, m), qos
+                    image_type(cam.compressed),
+                    cam.topic,
+                    lambda m, c=cam: self._on_image(c.name, c.topic, m),
+                    qos,
                 )
             )
         for arm in self.profile.arms:
@@ -161,14 +173,14 @@ class RecorderNode(Node):
             stamp = self.get_clock().now().nanoseconds
             self.recorder.on_raw(topic, msgtype, stamp, serialize_message(msg))
 
-    def _on_image(self, camera: str, topic: str, msg: Image) -> None:
+    def _on_image(self, camera: str, topic: str, msg: Image | CompressedImage) -> None:
         try:
-            rgb = msg_to_image(msg)
+            rgb = any_image_to_rgb(msg)
         except ValueError as exc:
             self.recorder.on_bad_message(camera, exc)
             return
         self.recorder.on_image(camera, time_to_ns(msg.header.stamp), rgb)
-        self._raw(topic, IMAGE_TYPE, msg)
+        self._raw(topic, COMPRESSED_TYPE if isinstance(msg, CompressedImage) else IMAGE_TYPE, msg)
 
     def _on_command(self, arm, topic: str, names: list[str], msg: JointState) -> None:
         if self.recorder.config.qpos_source == "command":

@@ -80,7 +80,7 @@ def write_bag(
     profile="aloha_agilex_2",
     n: int = 30,
     rate_hz: float = 30.0,
-    encoding: str = "rgb8",
+    encoding: str | None = None,
     skip_topics: tuple[str, ...] = (),
     joint_topic: str | None = None,
     stamp_fn=None,
@@ -89,11 +89,15 @@ def write_bag(
 
     Args:
         profile: profile name or RobotProfile whose topics and joint names are used.
-        encoding: rgb8 / bgr8 / mono8 raw Image, or ``jpeg`` / ``png`` CompressedImage.
+        encoding: rgb8 / bgr8 / mono8 raw Image, or ``jpeg`` / ``png`` CompressedImage; None
+            (default) follows the profile's camera transport: ``jpeg`` for compressed cameras
+            (AgileX's /camera_*/color/image_raw/compressed), else ``rgb8``.
         joint_topic: write both arms on this one topic (another tool's /joint_states).
         stamp_fn: (topic, i) -> header stamp ns, to break ordering on purpose.
     """
     prof = load_profile(profile) if isinstance(profile, str | Path) else profile
+    if encoding is None:
+        encoding = "jpeg" if prof.cameras[0].compressed else "rgb8"
     plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
     stamp_fn = stamp_fn or (lambda topic, i: stamp_ns(i, rate_hz))
     with Writer(path, version=9, storage_plugin=plugin) as w:
