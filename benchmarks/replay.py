@@ -1,12 +1,16 @@
 """Benchmark of ``motus-eval replay`` without a model: how much faster than real time it runs.
 
-Run: ``python -m benchmarks.replay [--seconds 8] [--mode joint] [--storage mcap]``. Writes a
-bag like a recording of the profile's robot (default ``aloha_agilex_2``: three 480 x 640 rgb8
+Run: ``python -m benchmarks.replay [--seconds 8] [--modes vla,joint] [--storage mcap]``. Writes
+a bag like a recording of the profile's robot (default ``aloha_agilex_2``: three 480 x 640 rgb8
 cameras at 30 Hz, both arms' ``JointState`` at ``--joint-rate-hz``, camera-like images: a moving
 gradient plus sensor noise) with ``rosbags``, then runs ``motus-eval replay`` on it with the
-do-nothing ``hold`` baseline (A = 48 at the record rate, the CLI's defaults) and prints the wall
-and CPU time and the ratio recording duration / wall time (issue #15 §9 asks for >= 5 on a quiet
-2-core machine). ``--profile-top N`` also prints the N most expensive functions (cProfile).
+do-nothing ``hold`` baseline (A = 48 at the record rate, the CLI's defaults) once per mode and
+prints, per mode, the wall and CPU time and the ratio recording duration / wall time (issue #15
+§9 asks for >= 5 on a quiet 2-core machine). ``vla`` compares actions only; ``joint`` (the
+CLI's default mode) also scores the baseline's imagined frames (copies of the observation's
+composite, four per chunk) against the recorded ones with PSNR / SSIM at the model's frame
+size, which costs ~2.5 ms per frame here. ``--profile-top N`` also prints the N most expensive
+functions (cProfile; its overhead slows the run).
 """
 
 from __future__ import annotations
@@ -112,13 +116,21 @@ def write_bench_bag(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Write the bag, replay it, print the figures; returns 0."""
+    """Write the bag, replay it once per mode, print the figures; returns 0.
+
+    Raises:
+        SystemExit: a replay exited non-zero (the message names the mode and the exit code).
+    """
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="aloha_agilex_2")
     ap.add_argument("--seconds", type=float, default=8.0, help="recording length [s]")
     ap.add_argument("--joint-rate-hz", type=float, default=200.0)
     ap.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
-    ap.add_argument("--mode", default="joint", help="replay --mode (joint: actions + frames)")
+    ap.add_argument(
+        "--modes",
+        default="vla,joint",
+        help="comma-separated replay --mode values (vla: actions; joint: actions + frames)",
+    )
     ap.add_argument("--profile-top", type=int, default=0, help="print the N costliest functions")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
@@ -126,25 +138,29 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         n = write_bench_bag(bag, args.profile, args.seconds, args.joint_rate_hz, args.storage)
         print(f"bag: {n} messages, {args.seconds:g} s, written in {time.perf_counter() - t:.1f} s")
-        cmd = ["replay", "--bag", str(bag), "--profile", args.profile, "--backend", "hold"]
-        cmd += ["--mode", args.mode, "--out", str(Path(tmp) / "out")]
-        prof = cProfile.Profile() if args.profile_top else None
-        wall, cpu = time.perf_counter(), time.process_time()
-        if prof:
-            prof.enable()
-        rc = eval_main(cmd)
-        if prof:
-            prof.disable()
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    print(
-        f"replay ({args.mode}, hold, {args.storage}): exit {rc}, wall {wall:.2f} s, "
-        f"CPU {cpu:.2f} s; real-time ratio {args.seconds / wall:.2f}x "
-        f"(CPU-time ratio {args.seconds / cpu:.2f}x)"
-    )
-    if prof:
-        s = io.StringIO()
-        pstats.Stats(prof, stream=s).sort_stats("cumulative").print_stats(args.profile_top)
-        print(s.getvalue())
+        for mode in args.modes.split(","):
+            cmd = ["replay", "--bag", str(bag), "--profile", args.profile, "--backend", "hold"]
+            cmd += ["--mode", mode, "--out", str(Path(tmp) / f"out_{mode}")]
+            prof = cProfile.Profile() if args.profile_top else None
+            wall, cpu = time.perf_counter(), time.process_time()
+            if prof:
+                prof.enable()
+            rc = eval_main(cmd)
+            if prof:
+                prof.disable()
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            if rc != 0:
+                raise SystemExit(f"replay --mode {mode}: exit {rc}")
+            print(
+                f"replay ({mode}, hold, {args.storage}): wall {wall:.2f} s, CPU {cpu:.2f} s; "
+                f"real-time ratio {args.seconds / wall:.2f}x "
+                f"(CPU-time ratio {args.seconds / cpu:.2f}x)",
+                flush=True,
+            )
+            if prof:
+                s = io.StringIO()
+                pstats.Stats(prof, stream=s).sort_stats("cumulative").print_stats(args.profile_top)
+                print(s.getvalue())
     return 0
 
 

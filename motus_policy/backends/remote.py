@@ -142,8 +142,16 @@ def serve(conn: Connection, parent_pid: int) -> None:
     then ``(op, args, options)`` with op ``load`` / ``infer`` / ``reset`` / ``close`` and
     ``options`` a list of ``(config field, value)`` applied first; child -> ``("progress",
     line)`` during load, then ``("ok", result)`` or ``("error", type name, message, traceback,
-    pickled exception or None)``. Returns on ``close`` or EOF (the parent is gone).
+    pickled exception or None)``. Returns on ``close``, EOF or a failed send (the parent is
+    gone: a broken pipe is the normal end after Ctrl-C of a launch, not an error to print).
     """
+    try:
+        _serve(conn, parent_pid)
+    except (EOFError, OSError):  # BrokenPipeError / ConnectionResetError: the parent is gone
+        return
+
+
+def _serve(conn: Connection, parent_pid: int) -> None:
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
     try:
         _, (kind, kwargs, nice) = _recv(conn)
@@ -184,12 +192,19 @@ def serve(conn: Connection, parent_pid: int) -> None:
             else:
                 raise ValueError(f"unknown request {op!r}")
             _send(conn, ("ok", result))
+        except (EOFError, OSError) as exc:
+            if isinstance(exc, ConnectionError | EOFError):
+                raise  # the parent is gone (a send failed): serve() ends quietly
+            _send(conn, _error_reply(exc))  # the backend's own OSError: report it
         except Exception as exc:  # noqa: BLE001 - reported to the parent, which re-raises it
             _send(conn, _error_reply(exc))
 
 
 def _child_entry(argv: list[str]) -> None:
-    """``python -m motus_policy.backends.remote FD PARENT_PID``: serve on the inherited socket."""
+    """``python -m motus_policy.backends.remote FD PARENT_PID``: serve on the inherited socket.
+
+    Exits with status 0 and prints nothing when the parent goes away (EOF or a broken pipe).
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop (EOF/close)
     fd, parent_pid = int(argv[0]), int(argv[1])
     serve(Connection(fd), parent_pid)

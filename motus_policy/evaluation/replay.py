@@ -16,8 +16,9 @@ Frame modes (joint / wm / vgm): each predicted frame is compared (PSNR, SSIM) wi
 T-layout composite at the tick nearest its due time, resized with the model's pad-to-fit to the
 predicted frame's size (docs/motus.md §3.4); a predicted frame larger than the model's frame size
 (``metrics.FRAME_METRIC_MAX_HW``, 384 x 320: e.g. the baselines' full-resolution copy of the
-observation) is first pad-resized to it, so frame metrics are always at the model's resolution at
-most (issue #15 §9).
+observation) is first pad-resized to it, once per chunk, so frame metrics are always at the
+model's resolution at most (issue #15 §9). The recorded side of SSIM is computed once per tick
+and shared by every frame due then (:class:`~motus_policy.evaluation.metrics.SsimImage`).
 
 Images are decoded while streaming the bag in file order (only the frames a tick uses), so memory
 stays bounded for long recordings.
@@ -236,26 +237,7 @@ def run_replay(
             i = track.latest_index(t)
             assembler.update_joints(arm, track.positions[i], int(track.stamps_ns[i]))
         if pending:
-            real = compose_t_layout(*(images[c] for c in schema.CAMERA_NAMES))
-            targets: dict[tuple[int, int], np.ndarray] = {}  # per frame size, once per tick
-            keep = []
-            for due, frame in pending:
-                if due < t - tick_period / 2:
-                    res.frames_unmatched += 1
-                elif due < t + tick_period / 2:
-                    frame = _at_metric_size(frame)
-                    hw = frame.shape[:2]
-                    if hw not in targets:
-                        targets[hw] = resize_pad(real, hw)
-                    target = targets[hw]
-                    res.frame_scores.append(
-                        (due, metrics.psnr(frame, target), metrics.ssim(frame, target))
-                    )
-                    if on_frame_pair:
-                        on_frame_pair(frame, target, due)
-                else:
-                    keep.append((due, frame))
-            pending = keep
+            pending = _score_due_frames(pending, t, tick_period, images, res, on_frame_pair)
         if progress:
             progress(n + 1)
         if n % config.every_n_ticks or (config.max_chunks and len(res.t0_ns) >= config.max_chunks):
@@ -297,18 +279,64 @@ def run_replay(
         res.latencies_ns.append(chunk.latency_ns or wall_ns)
         if config.mode in FRAME_MODES and chunk.frames is not None:
             stamps = chunk.frame_stamps_ns or ()
-            pending.extend(zip((int(s) for s in stamps), chunk.frames, strict=True))
+            pending.extend(
+                zip((int(s) for s in stamps), _at_metric_size(chunk.frames), strict=True)
+            )
     res.frames_unmatched += len(pending)
     if not res.t0_ns:
         _raise_nothing_compared(res, ticks, index, horizon_ns, backend.chunk_size, period_ns)
     return res
 
 
-def _at_metric_size(frame: np.ndarray) -> np.ndarray:
-    """``frame``, pad-resized to ``metrics.FRAME_METRIC_MAX_HW`` when larger (either side)."""
-    h, w = frame.shape[:2]
+def _at_metric_size(frames) -> list[np.ndarray]:
+    """Each predicted frame, pad-resized to ``metrics.FRAME_METRIC_MAX_HW`` when larger.
+
+    Done once per chunk, when it arrives, so pending frames hold at most the model's size. A
+    frame equal to the one before it (the baselines' copies of the observation) is resized
+    once and shared.
+    """
     mh, mw = metrics.FRAME_METRIC_MAX_HW
-    return frame if h <= mh and w <= mw else resize_pad(frame, (mh, mw))
+    out: list[np.ndarray] = []
+    prev = None
+    for frame in frames:
+        if prev is not None and frame.shape == prev.shape and np.array_equal(frame, prev):
+            out.append(out[-1])
+            continue
+        h, w = frame.shape[:2]
+        out.append(frame if h <= mh and w <= mw else resize_pad(frame, (mh, mw)))
+        prev = frame
+    return out
+
+
+def _score_due_frames(pending, t, tick_period, images, res, on_frame_pair):
+    """Score the pending (due ns, frame) pairs due at tick ``t``; returns those still pending.
+
+    A frame is due at the tick nearest its due time (within half a tick period); one whose tick
+    has passed counts as unmatched. The recorded composite is built, resized and given its half
+    of SSIM (:class:`metrics.SsimImage`) once per tick and frame size, only when a frame is due.
+    """
+    targets: dict[tuple[int, int], tuple[np.ndarray, metrics.SsimImage]] = {}
+    real = None
+    keep = []
+    for due, frame in pending:
+        if due < t - tick_period / 2:
+            res.frames_unmatched += 1
+        elif due < t + tick_period / 2:
+            hw = frame.shape[:2]
+            if hw not in targets:
+                if real is None:
+                    real = compose_t_layout(*(images[c] for c in schema.CAMERA_NAMES))
+                target = resize_pad(real, hw)
+                targets[hw] = (target, metrics.SsimImage(target))
+            target, target_half = targets[hw]
+            metrics.check_pair(frame, target)
+            score = metrics.ssim_pair(metrics.SsimImage(frame), target_half)
+            res.frame_scores.append((due, metrics.psnr(frame, target), score))
+            if on_frame_pair:
+                on_frame_pair(frame, target, due)
+        else:
+            keep.append((due, frame))
+    return keep
 
 
 def _check_chunk(chunk, chunk_size: int, t: int) -> None:

@@ -11,19 +11,62 @@ alias at start-up (``-p n_execute:=4``, a YAML file) becomes the field parameter
 later set of the alias (``ros2 param set``) sets the field parameter in the same atomic change;
 the field parameter is the one read. An alias given as an empty string counts as not given
 (bring-up descriptions pass ``""`` for an alias argument left at its default).
+
+Ranges: a numeric field whose ``metadata["range"]`` (or the ``ranges`` argument of
+:func:`declare_dataclass`) gives ``(low, high)`` is declared with a ``FloatingPointRange`` /
+``IntegerRange`` descriptor (closed bounds, step 0), so ``ros2 param describe`` shows it and
+rclpy refuses an out-of-range set before any callback runs. The bounds are the dataclass's
+validation bounds; an open bound ("> 0") is written as the smallest value that makes sense
+(:data:`POSITIVE`), and ``math.inf`` for no upper bound.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 T = TypeVar("T")
+
+POSITIVE = 1e-9
+"""Lower bound written for a float that must be > 0 (ROS ranges are closed)."""
+INT_MAX = 2**63 - 1
+"""Upper bound written for an integer without one (IntegerRange is int64)."""
+
+
+def number_descriptor(
+    description: str,
+    low: float,
+    high: float = math.inf,
+    *,
+    integer: bool = False,
+    read_only: bool = False,
+) -> ParameterDescriptor:
+    """A descriptor with a closed ``[low, high]`` range (``IntegerRange`` if ``integer``).
+
+    ``high`` = ``math.inf`` means no upper bound (``INT_MAX`` for integers).
+
+    Raises:
+        ValueError: ``low > high``, or a non-integer bound of an integer parameter.
+    """
+    if not low <= high:
+        raise ValueError(f"range of {description!r}: expected low <= high, got [{low}, {high}]")
+    d = ParameterDescriptor(description=description, read_only=read_only)
+    if integer:
+        hi = INT_MAX if math.isinf(high) else high
+        if int(low) != low or int(hi) != hi:
+            raise ValueError(f"integer range: expected whole bounds, got [{low}, {high}]")
+        d.integer_range = [IntegerRange(from_value=int(low), to_value=int(hi), step=0)]
+    else:
+        d.floating_point_range = [
+            FloatingPointRange(from_value=float(low), to_value=float(high), step=0.0)
+        ]
+    return d
 
 
 def _fields(cls: type, exclude: Iterable[str]) -> list[dataclasses.Field]:
@@ -41,12 +84,15 @@ def declare_dataclass(
     prefix: str = "",
     read_only: Iterable[str] = (),
     exclude: Iterable[str] = (),
+    ranges: Mapping[str, tuple[float, float]] | None = None,
 ) -> None:
     """Declare one parameter per field of dataclass ``cls`` (defaults and descriptions).
 
     Fields named in ``read_only`` are declared read-only (settable only at start-up), and so are
     their aliases. Aliases are declared and mapped as the module docstring says; with any alias,
     a pre-set callback is added to ``node`` that copies an alias being set onto its field.
+    ``ranges`` (field name -> (low, high)) adds to / overrides the fields' ``metadata["range"]``;
+    a range on a non-numeric field raises ValueError.
     """
     ro = set(read_only)
     alias_of: dict[str, str] = {}
@@ -68,7 +114,15 @@ def declare_dataclass(
             if _given(p.value):
                 aliased = p.value
         text = str(f.metadata.get("description", ""))
-        desc = ParameterDescriptor(description=text, read_only=f.name in ro)
+        rng = (ranges or {}).get(f.name, f.metadata.get("range"))
+        if rng is None:
+            desc = ParameterDescriptor(description=text, read_only=f.name in ro)
+        elif isinstance(default, bool) or not isinstance(default, int | float):
+            raise ValueError(f"{cls.__name__}.{f.name}: a range needs a numeric field")
+        else:
+            desc = number_descriptor(
+                text, *rng, integer=isinstance(default, int), read_only=f.name in ro
+            )
         if aliased is not None:  # the alias was given at start-up: it is the value
             node.declare_parameter(prefix + f.name, aliased, desc, ignore_override=True)
         else:

@@ -12,11 +12,16 @@ Lifecycle transitions (drive them with ``/<node>/change_state``, lifecycle_msgs)
 * deactivate — stop inference and the control loop, then publish one hold command.
 * cleanup / shutdown — destroy the entities and free the backend (the child process exits).
 
-Topics: subscribes to the profile's camera topics, per-arm ``state_topic`` and ``~/instruction``
-(std_msgs/String); publishes per arm a JointState command stream at the control rate on
-``command_topic`` or JointTrajectory messages on ``trajectory_topic`` (profile
-``command_interface``, or parameter ``output_interface``), ``~/imagined_frames``, ``~/status``
-(JSON) and ``/diagnostics``. Services ``~/estop`` and ``~/reset_estop`` (std_srvs/Trigger),
+Topics: subscribes to the profile's camera topics (sensor_msgs/Image, or CompressedImage for a
+camera with ``transport: compressed``), per-arm ``state_topic`` (each arm's joint names looked up
+in its own messages) and ``~/instruction`` (std_msgs/String); publishes per arm a JointState
+command stream at the control rate on ``command_topic`` or JointTrajectory messages on
+``trajectory_topic`` (profile ``command_interface``, or parameter ``output_interface``; with
+``joint_trajectory_controller`` the trajectory names the 6 arm joints and the gripper streams as
+Float64MultiArray on ``gripper_command_topic``, see :mod:`motus_policy.ros.policy_io`),
+``~/imagined_frames``, ``~/status`` (JSON) and ``/diagnostics``. Relative profile topics resolve
+in the node's namespace (``-r __ns:=/robot1``).
+Services ``~/estop`` and ``~/reset_estop`` (std_srvs/Trigger),
 answered on a thread of their own (:mod:`motus_policy.ros.estop_server`): an e-stop latches in
 every state, also before or during configure, and only ``~/reset_estop`` clears it.
 
@@ -78,7 +83,7 @@ from rclpy.subscription import Subscription
 from rclpy.time import Time
 from rclpy.timer import Timer
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import String
+from std_msgs.msg import Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory
 
 from motus_policy.backends import make_backend
@@ -90,7 +95,7 @@ from motus_policy.runtime.config import PolicyRuntimeConfig
 from motus_policy.runtime.control_loop import ControlLoop, TimingStats
 from motus_policy.runtime.policy_runtime import GIL_SWITCH_INTERVAL_S, PolicyRuntime
 from motus_recorder.profile import load_profile
-from motus_recorder.ros.conversions import image_to_msg
+from motus_recorder.ros.conversions import image_to_msg, image_type
 from motus_recorder.ros.spin import run_node
 
 REMINDER_S = 5.0
@@ -118,6 +123,7 @@ class PolicyNode(LifecycleNode):
         self.add_post_set_parameters_callback(self._apply_params)
         self.runtime: PolicyRuntime | None = None
         self._entities: list = []
+        self._gripper_pubs: list = []
         self._timer = None
         self._loop: ControlLoop | None = None
         self._active = False
@@ -166,7 +172,8 @@ class PolicyNode(LifecycleNode):
     def _configure(self) -> None:
         p = self.get_parameter
         policy_params.check_instruction(p("instruction").value, p("max_instruction_chars").value)
-        self.profile = load_profile(p("profile").value)
+        # relative profile topics resolve in this node's namespace (-r __ns:=/robot1)
+        self.profile = load_profile(p("profile").value, namespace=self.get_namespace())
         kind = p("backend").value
         kwargs = policy_params.backend_kwargs(self, kind, self.profile)
         self._loop_kind = policy_params.control_loop(self)
@@ -196,9 +203,9 @@ class PolicyNode(LifecycleNode):
     def _create_entities(self, config: PolicyRuntimeConfig) -> None:
         prof, e, qos = self.profile, self._entities, qos_profile_sensor_data
         asm = lambda: self.runtime.assembler  # noqa: E731
-        for cam in prof.cameras:
+        for cam in prof.cameras:  # Image or CompressedImage (profile camera transport)
             cb = policy_io.image_callback(asm, cam.name)
-            e.append(self.create_subscription(Image, cam.topic, cb, qos))
+            e.append(self.create_subscription(image_type(cam.compressed), cam.topic, cb, qos))
         for arm, names, _ in policy_io.arm_slices(prof):
             cb = policy_io.joints_callback(asm, arm.name, names)
             e.append(self.create_subscription(JointState, arm.state_topic, cb, qos))
@@ -206,9 +213,22 @@ class PolicyNode(LifecycleNode):
         iface = config.output_interface
         self.interface = prof.command_interface if iface == "profile" else iface
         typ, attr = (JointState, "command_topic")
-        if self.interface == "joint_trajectory":
+        if self.interface != "joint_state":  # joint_trajectory(_controller): JTC layouts
             typ, attr = (JointTrajectory, "trajectory_topic")
+        missing = [a.name for a in prof.arms if not getattr(a, attr)]
+        if missing:
+            raise ValueError(
+                f"output interface {self.interface}: profile {prof.name!r} has no {attr} for "
+                f"arms {missing}"
+            )
         self._cmd_pubs = [self.create_publisher(typ, getattr(a, attr), 10) for a in prof.arms]
+        self._gripper_pubs = []  # joint_trajectory_controller: gripper on its own topic
+        if self.interface == "joint_trajectory_controller":
+            self._gripper_pubs = [
+                self.create_publisher(Float64MultiArray, a.gripper_command_topic, 10)
+                for a in prof.arms
+            ]
+            e += self._gripper_pubs
         self._frames_pub = self.create_publisher(Image, "~/imagined_frames", 10)
         self._status_pub = self.create_publisher(String, "~/status", 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -270,7 +290,11 @@ class PolicyNode(LifecycleNode):
                 self.runtime.deactivate()
                 if self.context.ok():  # not after Ctrl-C: the publishers are gone
                     hold = self.runtime.gate.hold("deactivated").command
-                    self._publish_command(hold, held=True)
+                    try:
+                        self._publish_command(hold, held=True)
+                    except RuntimeError:  # rclpy's RCLError: Ctrl-C shut the context down
+                        if self.context.ok():  # since the check above; anything else is real
+                            raise
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
         """Free the backend and the entities."""
@@ -406,10 +430,12 @@ class PolicyNode(LifecycleNode):
             if stamps is not None:
                 for pub, msg in zip(
                     self._cmd_pubs,
-                    policy_io.trajectory_msgs(self.profile, stamps, points),
+                    policy_io.trajectory_msgs(self.profile, stamps, points, self._arm_only),
                     strict=True,
                 ):
                     pub.publish(msg)
+        if self._gripper_pubs and res.command is not None and not res.held:
+            self._publish_gripper(res.command)  # position stream at the control rate
         for stamp, frame in self.runtime.pop_frames():
             self._frames_pub.publish(image_to_msg(frame, stamp, "imagined"))
         key = reason_key(res.reason)
@@ -432,8 +458,21 @@ class PolicyNode(LifecycleNode):
             msgs = policy_io.joint_command_msgs(self.profile, q, now)
         else:  # a single point one control period ahead: hold in place
             t = now + int(1e9 / self.runtime.control_rate_hz)
-            msgs = policy_io.trajectory_msgs(self.profile, [t], q[None])
+            msgs = policy_io.trajectory_msgs(self.profile, [t], q[None], self._arm_only)
+            self._publish_gripper(q)
         for pub, msg in zip(self._cmd_pubs, msgs, strict=True):
+            pub.publish(msg)
+
+    @property
+    def _arm_only(self) -> bool:
+        """Trajectories name the 6 arm joints only (ros2_control layout)."""
+        return self.interface == "joint_trajectory_controller"
+
+    def _publish_gripper(self, q) -> None:
+        """The grippers' positions on their own topics (joint_trajectory_controller layout)."""
+        for pub, msg in zip(
+            self._gripper_pubs, policy_io.gripper_command_msgs(self.profile, q), strict=False
+        ):
             pub.publish(msg)
 
     def _publish_status(self) -> None:
@@ -469,8 +508,11 @@ class PolicyNode(LifecycleNode):
                 policy_params.apply(self.runtime, params)
 
     def _on_estop(self) -> tuple[bool, str]:
-        """``~/estop`` (on the ``motus_estop`` thread): latch in every state, also unconfigured
-        or configuring; the latch survives cleanup and is cleared only by ``~/reset_estop``."""
+        """``~/estop``: latch the e-stop in every state, also unconfigured or configuring.
+
+        Runs on the ``motus_estop`` thread; the latch survives cleanup and is cleared only by
+        ``~/reset_estop``.
+        """
         with self._lock:
             self._estop_reason = "~/estop service"
             if self.runtime is not None:
@@ -479,8 +521,10 @@ class PolicyNode(LifecycleNode):
         return True, "e-stop latched (node not configured: it will hold until ~/reset_estop)"
 
     def _on_reset_estop(self) -> tuple[bool, str]:
-        """``~/reset_estop`` (on the ``motus_estop`` thread): clear the latch; when running,
-        resume by ramping from the last published command."""
+        """``~/reset_estop``: clear the latch (on the ``motus_estop`` thread).
+
+        When running, control resumes by ramping from the last published command.
+        """
         with self._lock:
             self._estop_reason = None
             if self.runtime is not None:

@@ -22,6 +22,7 @@ scheduling),
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 from rcl_interfaces.msg import ParameterDescriptor
@@ -29,7 +30,12 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from motus_policy.backends.fakes import FAULTS, ScriptedConfig
-from motus_policy.ros.params import dataclass_from_params, declare_dataclass, replace_from_changes
+from motus_policy.ros.params import (
+    POSITIVE,
+    dataclass_from_params,
+    declare_dataclass,
+    replace_from_changes,
+)
 from motus_policy.runtime.config import PolicyRuntimeConfig
 from motus_policy.runtime.policy_runtime import RUNTIME_SETTABLE, PolicyRuntime
 from motus_recorder.profile import RobotProfile
@@ -44,6 +50,25 @@ MAX_INSTRUCTION_CHARS = 2048
 output is padded to 512 text rows, docs/motus.md §1.2); English prose runs about 4 characters
 per SentencePiece token, so 2048 characters cover it, while a runaway string (issue #14: 32k
 characters took 60 s, 1 MB stalled the backend) is refused before it reaches the encoders."""
+
+
+RUNTIME_RANGES = {
+    "n_action_steps": (0, math.inf),
+    "ensemble_coeff": (0.0, math.inf),
+    "num_steps": (1, math.inf),
+    "ramp_in_s": (0.0, math.inf),
+    "velocity_scale": (POSITIVE, 1.0),
+    "limit_tolerance": (0.0, 0.1),
+    "gripper_limit_tolerance": (0.0, 1.0),
+    "watchdog_inference_s": (POSITIVE, math.inf),
+    "first_chunk_timeout_s": (POSITIVE, math.inf),
+    "latency_window": (1, math.inf),
+    "prefix_margin_steps": (0, math.inf),
+    "control_rate_hz": (0.0, math.inf),
+}
+"""ROS parameter ranges of the numeric PolicyRuntimeConfig fields: the bounds its
+``__post_init__`` checks (motus_policy/runtime/config.py), so ``ros2 param describe`` shows them
+and an out-of-range set is refused by rclpy (issue #15 §7)."""
 
 
 def declare(node: Node) -> None:
@@ -87,7 +112,7 @@ def declare(node: Node) -> None:
         ),
     )
     fixed = [f for f in PolicyRuntimeConfig.field_names() if f not in RUNTIME_SETTABLE]
-    declare_dataclass(node, PolicyRuntimeConfig, read_only=fixed)
+    declare_dataclass(node, PolicyRuntimeConfig, read_only=fixed, ranges=RUNTIME_RANGES)
     declare_dataclass(node, ScriptedConfig, SCRIPTED_PREFIX, exclude=SCRIPTED_EXCLUDE)
 
 

@@ -31,6 +31,7 @@ from motus_policy.robots.realsense.driver import (
     RealSenseCameraConfig,
 )
 from motus_policy.robots.realsense.fake import SoftwareCameraRig
+from motus_policy.ros.params import POSITIVE, number_descriptor
 from motus_recorder.profile import load_profile
 from motus_recorder.ros.conversions import image_to_msg, ns_to_time
 from motus_recorder.ros.spin import run_node
@@ -71,7 +72,18 @@ class RealSenseCameraNode(Node):
             "retry_initial_s": RETRY_INITIAL_S,
             "retry_max_s": RETRY_MAX_S,
         }
-        params = [self.declare_parameter(n, v) for n, v in scalars.items()]
+        # numeric parameters carry RealSenseCameraConfig's bounds (> 0, driver.py) as ranges
+        ranges = {
+            n: number_descriptor(text, POSITIVE)
+            for n, text in (
+                ("poll_rate_hz", "how often every camera is polled [Hz]"),
+                ("diagnostics_period_s", "period of /diagnostics [s]"),
+                ("frame_timeout_s", "no frame for this long = camera lost [s]"),
+                ("retry_initial_s", "first reconnect delay [s] (doubles up to retry_max_s)"),
+                ("retry_max_s", "longest reconnect delay [s]"),
+            )
+        }
+        params = [self.declare_parameter(n, v, ranges.get(n)) for n, v in scalars.items()]
         get = {p.name: p.value for p in params}
         profile = load_profile(get["profile"])
         # declared with the profile's cameras as the value (not by type only), so GetParameters

@@ -5,18 +5,24 @@ On a terminal keys act at once (raw mode); from a pipe, one key per line. Every 
 answer and, once a second, the recorder's ``~/status`` are printed.
 
 Parameters: ``recorder`` (node name, default ``/recorder``).
-Threads: the main thread reads keys; a SingleThreadedExecutor thread spins the node.
+Threads: the main thread spins the node on a SingleThreadedExecutor and makes the service
+calls; a daemon thread only reads keys into a queue. q, end of input, Ctrl-C and SIGTERM all
+end the program with status 0 after a clean rclpy shutdown (issue #15 §7: with the executor on
+a daemon thread, every exit aborted with "terminate called without an active exception").
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import queue
+import signal
 import sys
 import termios
 import threading
 import time
 import tty
+from collections.abc import Callable, Iterator
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -53,58 +59,99 @@ class RecordKeys(Node):
             self._last_print = time.monotonic()
             print(f"status {msg.data}", flush=True)
 
-    def call(self, action: str, timeout_s: float = 30.0) -> str:
-        """Call ``~/<action>`` and return the answer as one line."""
+    def call(
+        self, action: str, spin_once: Callable[[float], None], timeout_s: float = 30.0
+    ) -> str:
+        """Call ``<recorder>/<action>`` and return the answer as one line.
+
+        ``spin_once(timeout_s)`` spins the node's executor (this runs on the spinning thread).
+        """
         client = self.clients_[action]
-        if not client.wait_for_service(timeout_sec=5.0):
-            return f"{action}: recorder service {client.srv_name} not available"
+        deadline = time.monotonic() + 5.0
+        while not client.service_is_ready():
+            if time.monotonic() > deadline:
+                return f"{action}: recorder service {client.srv_name} not available"
+            spin_once(0.05)
         fut = client.call_async(Trigger.Request())
         deadline = time.monotonic() + timeout_s
         while not fut.done() and time.monotonic() < deadline:
-            time.sleep(0.01)
+            spin_once(0.02)
         if not fut.done():
             return f"{action}: no answer in {timeout_s} s"
         r = fut.result()
         return f"{action}: {'ok' if r.success else 'FAILED'}: {r.message}"
 
 
-def _keys():
-    """Yield keys: raw single characters on a terminal, first character per line otherwise."""
+def _keys() -> Iterator[str]:
+    """Yield keys, then ``q`` at end of input.
+
+    On a terminal (set to cbreak by the caller) single characters, otherwise the first
+    character of each line.
+    """
     if sys.stdin.isatty():
-        fd = sys.stdin.fileno()
-        old = termios.tcgetattr(fd)
-        try:
-            tty.setcbreak(fd)
-            while True:
-                yield sys.stdin.read(1)
-        finally:
-            termios.tcsetattr(fd, termios.TCSADRAIN, old)
+        while True:
+            ch = sys.stdin.read(1)
+            if not ch:
+                break
+            yield ch
     else:
         for line in sys.stdin:
             yield line[:1] if line.strip() else " " if line.startswith(" ") else ""
-        yield "q"
+    yield "q"
+
+
+def _read_keys(out: queue.Queue) -> None:
+    with contextlib.suppress(Exception):  # a closed stdin ends the input
+        for key in _keys():
+            out.put(key)
+    out.put("q")
 
 
 def main(args: list[str] | None = None) -> None:
-    """Run the key loop until q / end of input."""
+    """Run the key loop until q / end of input / Ctrl-C / SIGTERM; exits with status 0."""
     rclpy.init(args=args)
+    # SIGTERM ends the loop like q (rclpy's own handler shuts the context down first)
+    prev_term = signal.getsignal(signal.SIGTERM)
+    stop = threading.Event()
+
+    def _on_term(signum, frame):
+        stop.set()
+        if callable(prev_term):
+            with contextlib.suppress(Exception):
+                prev_term(signum, frame)
+
+    signal.signal(signal.SIGTERM, _on_term)
+    old_tty = None
+    if sys.stdin.isatty():
+        old_tty = termios.tcgetattr(sys.stdin.fileno())
+        tty.setcbreak(sys.stdin.fileno())
     node = RecordKeys()
     executor = SingleThreadedExecutor()
     executor.add_node(node)
-    spin = threading.Thread(target=executor.spin, daemon=True)
-    spin.start()
+    keys: queue.Queue = queue.Queue()
+    threading.Thread(target=_read_keys, args=(keys,), daemon=True, name="keys").start()
+
+    def spin_once(timeout_s: float) -> None:
+        executor.spin_once(timeout_sec=timeout_s)
+
     try:
-        for key in _keys():
+        while not stop.is_set():
+            try:
+                key = keys.get_nowait()
+            except queue.Empty:
+                spin_once(0.05)
+                continue
             action = key_action(key)
             if action == "quit":
                 break
             if action is not None:
-                print(node.call(action), flush=True)
+                print(node.call(action, spin_once), flush=True)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        with contextlib.suppress(Exception):
-            executor.shutdown()
+        if old_tty is not None:
+            termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, old_tty)
+        executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
 

@@ -7,8 +7,11 @@ start the rate limiter at the follower's measured position); publishes sensor_ms
 commands on each arm's ``command_topic`` at ``rate_hz`` (default: the profile's control rate).
 The mapping itself is :class:`motus_teleop.mapping.TeleopMapper`, one per arm.
 
-Leader messages are matched by name: ``leader_joint_names`` (14, default the profile's joint
+Leader messages are matched by name: ``leader_joint_names`` (14, default each arm's JointState
 names) lists the leader's names in the 14-D order; a message may carry any subset of whole arms.
+Names are looked up per topic: with one leader topic per arm (the default) a message on arm k's
+topic feeds arm k only, so both leaders may use the same names (AgileX's ``joint0..joint6``); a
+single leader topic for both arms needs distinct names per arm.
 Service ``~/hold`` (std_srvs/SetBool): true holds the last command (deadman released), false
 follows again, rate-limited from the follower's current measured position.
 Service ``~/ready`` (std_srvs/Trigger): success once every leader and follower-state topic has a
@@ -30,6 +33,7 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
 from std_srvs.srv import SetBool, Trigger
 
+from motus_policy.ros.params import POSITIVE, number_descriptor
 from motus_recorder.profile import load_profile
 from motus_recorder.ros.conversions import joint_state_to_msg, msg_to_positions
 from motus_recorder.ros.matching import readiness
@@ -45,7 +49,23 @@ ARRAY_PARAMS = {
     "leader_gripper_min": Parameter.Type.DOUBLE_ARRAY,
     "leader_gripper_max": Parameter.Type.DOUBLE_ARRAY,
 }
-"""Optional array parameters (unset -> profile-derived defaults, see the module docstring)."""
+"""Array parameters and their types. Each is declared with its profile-derived default as the
+value (see :func:`array_defaults`), so GetParameters and ``ros2 param dump`` show what the node
+uses (issue #15 §7: declared by type only, they were unset and GetParameters returned nothing);
+only ``leader_topics`` of a profile without ``driver.leader_topic`` stays unset (then required)."""
+
+
+def array_defaults(prof) -> dict[str, list]:
+    """Profile-derived value of each of :data:`ARRAY_PARAMS` (None: no default, must be set)."""
+    topics = [str(a.driver.get("leader_topic", "")) for a in prof.arms]
+    return {
+        "leader_topics": topics if all(topics) else None,
+        "leader_joint_names": [n for a in prof.arms for n in a.joint_state_names],
+        "scale": [1.0] * 14,
+        "offset": [0.0] * 14,
+        "leader_gripper_min": [float(a.gripper.min) for a in prof.arms],
+        "leader_gripper_max": [float(a.gripper.max) for a in prof.arms],
+    }
 
 
 class TeleopNode(Node):
@@ -62,17 +82,28 @@ class TeleopNode(Node):
             # (a lockstep simulation advances only on commands, so a timer would starve it)
             "publish_on_leader": False,
         }
-        params = [
-            self.declare_parameter(n, v) for n, v in (*scalars.items(), *ARRAY_PARAMS.items())
-        ]
-        get = {p.name: p.value for p in params}  # unset arrays read as None
-        self.profile = prof = load_profile(get["profile"])
+        ranges = {  # TeleopMappingConfig's bounds (motus_teleop/mapping.py); 0 Hz = profile's
+            "rate_hz": number_descriptor("command rate [Hz]; 0 = the profile's control rate", 0.0),
+            "stale_timeout_s": number_descriptor(
+                "hold when the newest leader sample is older than this [s]", POSITIVE
+            ),
+        }
+        params = [self.declare_parameter(n, v, ranges.get(n)) for n, v in scalars.items()]
+        get = {p.name: p.value for p in params}
+        # relative profile topics resolve in this node's namespace (-r __ns:=/robot1)
+        self.profile = prof = load_profile(get["profile"], namespace=self.get_namespace())
+        defaults = array_defaults(prof)
+        for name, ptype in ARRAY_PARAMS.items():  # unset (None) only without a default
+            value = defaults[name]
+            get[name] = self.declare_parameter(name, ptype if value is None else value).value
         n_arms = len(prof.arms)
         scale = get["scale"] or [1.0] * 14
         offset = get["offset"] or [0.0] * 14
         g_min = get["leader_gripper_min"] or [a.gripper.min for a in prof.arms]
         g_max = get["leader_gripper_max"] or [a.gripper.max for a in prof.arms]
-        leader_names = list(get["leader_joint_names"] or prof.joint_names)
+        leader_names = list(
+            get["leader_joint_names"] or [n for a in prof.arms for n in a.joint_state_names]
+        )
         for name, value, size in (
             ("scale", scale, 14),
             ("offset", offset, 14),
@@ -123,8 +154,20 @@ class TeleopNode(Node):
                     f"profile {prof.name!r} has no driver.leader_topic for every arm; "
                     "set the leader_topics parameter"
                 )
-        for topic in dict.fromkeys(topics):
-            self._subs.append(self.create_subscription(JointState, topic, self._on_leader, 10))
+        # which arms each leader topic feeds: its own arm with one topic per arm, else all arms
+        # (matched by name, so the names must then differ between the arms)
+        per_arm = len(topics) == n_arms and len(set(topics)) == n_arms
+        feeds = {t: [k for k, tk in enumerate(topics) if tk == t or not per_arm] for t in topics}
+        for topic, arms in feeds.items():
+            names = [n for k in arms for n in leader_names[7 * k : 7 * k + 7]]
+            if len(set(names)) != len(names):
+                raise ValueError(
+                    f"leader topic {topic} feeds arms {[prof.arms[k].name for k in arms]} whose "
+                    f"leader_joint_names repeat ({names}): give each arm its own leader topic "
+                    "(leader_topics) or distinct leader_joint_names"
+                )
+            cb = lambda m, ks=tuple(arms): self._on_leader(m, ks)  # noqa: E731
+            self._subs.append(self.create_subscription(JointState, topic, cb, 10))
         self.create_service(SetBool, "~/hold", self._on_hold)
         self.create_service(Trigger, "~/ready", self._on_ready)
         rate_hz = get["rate_hz"] or prof.control_rate_hz
@@ -139,10 +182,10 @@ class TeleopNode(Node):
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
 
-    def _on_leader(self, msg: JointState) -> None:
+    def _on_leader(self, msg: JointState, arms: tuple[int, ...]) -> None:
         present = set(msg.name)
         for k, (arm, mapper, _names, leader_names, _pub) in enumerate(self.arms):
-            if not present.issuperset(leader_names):
+            if k not in arms or not present.issuperset(leader_names):
                 continue
             try:
                 q = msg_to_positions(msg, leader_names)
