@@ -15,7 +15,7 @@ Tiny preset with a VAE trained on your frames first (``python -m motus_policy.cl
 otherwise the tiny encoders are random networks built in code)::
 
     python -m motus_policy.cli.train_vae --data data/motus --out runs/vae
-    python -m motus_policy.cli.train --config tiny --data data/motus --out runs/tiny \
+    python -m motus_policy.cli.train --config tiny --data data/motus --out runs/tiny_vae \
         --encoders runs/vae/encoders --precompute-features
 
 Many GPUs on one host (PyTorch DDP; one process per GPU, ``--batch-size`` is per GPU)::
@@ -24,12 +24,27 @@ Many GPUs on one host (PyTorch DDP; one process per GPU, ``--batch-size`` is per
         --config aloha_agilex_2 --data data/motus --init ckpt/Motus/mp_rank_00_model_states.pt \
         --encoders models/motus_aloha_encoders --out runs/aloha --batch-size 8
 
+The full-size model on 8 GPUs of 80 GB: FSDP2, parameters / gradients / AdamW state sharded, one
+unit per MoT layer, sharded checkpoints (``--strategy auto`` picks the layout from the memory
+plan; ``python -m motus_policy.training.memory_plan --config aloha_agilex_2 --gpus 1 4 8``)::
+
+    torchrun --standalone --nproc_per_node 8 -m motus_policy.cli.train \
+        --config aloha_agilex_2 --data data/motus --init ckpt/Motus/mp_rank_00_model_states.pt \
+        --encoders models/motus_aloha_encoders --out runs/aloha --batch-size 8 \
+        --strategy fsdp --activation-checkpointing
+
+One GPU: the same with ``--nproc_per_node 1 --strategy fsdp --cpu-offload`` (sharded state in host
+memory). Several hosts: ``torchrun --nnodes N --node-rank I --rdzv-backend c10d
+--rdzv-endpoint HOST:PORT --nproc_per_node 8 ...`` on each.
+
 Resume after an interruption (same command plus ``--resume``; the run folder's latest
-checkpoint is used)::
+checkpoint is used; a new run into a folder that already holds one is refused)::
 
     python -m motus_policy.cli.train --config tiny --data data/motus --out runs/tiny --resume auto
 
-The result ``<out>/final/`` is a ``MotusPolicy.save_pretrained`` folder the policy backend loads.
+The result ``<out>/final/`` is a ``MotusPolicy.save_pretrained`` folder the policy backend loads;
+with ``--export-official``, ``<out>/final_official/mp_rank_00_model_states.pt`` holds the same
+network in the official DeepSpeed layout (docs/checkpoint-format.md).
 """
 
 from __future__ import annotations
@@ -49,11 +64,13 @@ PRESETS = (
     "aloha_agilex_2",
     "ac_one",
     "robotwin",
-)  # finetune-mode presets
+    "latent_action_tiny",
+    "latent_action",
+)  # finetune-mode presets (stage 3), then pretrain-mode ones (--stage 2)
 
 
 MODEL_AND_DATA = (
-    "preset", "data_roots", "out_dir", "init", "encoders", "init_transition", "resume",
+    "stage", "preset", "data_roots", "out_dir", "init", "encoders", "init_transition", "resume",
     "stats_key", "text_source", "vlm_image", "samples_per_episode", "max_episodes",
     "num_workers", "feature_cache", "preload", "precompute_features", "vae_batch",
 )  # fmt: skip
@@ -61,9 +78,10 @@ OPTIMISATION = (
     "max_steps", "batch_size", "lr", "betas", "weight_decay", "grad_clip", "warmup_steps",
     "cycle_length", "f_start", "f_max", "f_min", "seed", "action_loss_weight", "device",
 )  # fmt: skip
+PARALLELISM = ("strategy", "cpu_offload", "activation_checkpointing", "grad_accum_steps")
 LOGGING = (
     "val_episodes", "val_samples", "val_every", "vla_steps", "plot", "save_every", "keep_last",
-    "log_every", "recommended_n_action_steps",
+    "log_every", "recommended_n_action_steps", "export_official",
 )  # fmt: skip
 """Option groups of ``--help``: every :class:`TrainConfig` field, each once."""
 
@@ -95,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
         OPTIMISATION,
         overrides={"betas": {"metavar": ("BETA1", "BETA2")}},
     )
+    add_options(
+        p.add_argument_group(
+            "parallelism and memory (python -m motus_policy.training.memory_plan)"
+        ),
+        TrainConfig,
+        PARALLELISM,
+    )
     add_options(p.add_argument_group("logging, validation, checkpoints"), TrainConfig, LOGGING)
     return p
 
@@ -121,9 +146,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     from motus_policy.training.distributed import shutdown
-    from motus_policy.training.trainer import Trainer
+    from motus_policy.training.trainer import RunFolderInUseError, Trainer
 
-    trainer = Trainer(config)
+    try:
+        trainer = Trainer(config)
+    except RunFolderInUseError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     try:
         result = trainer.run()
     finally:

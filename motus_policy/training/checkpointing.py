@@ -8,9 +8,16 @@ partial checkpoint under a real name; ``latest`` is replaced atomically after th
                              frozen encoders), config.json, stats.json, tokenizers; loadable by
                              the policy backend as is
         training_state.pt    step, epoch, batch position in the epoch, world size, batch size,
-                             optimizer + LambdaLR state dicts, TrainConfig
-        rng_rank<r>.pt       per-rank RNG states: python, numpy, torch CPU, CUDA, noise generator
+                             optimizer (not with fsdp) + LambdaLR state dicts, TrainConfig,
+                             strategy
+        sharded/             fsdp only: torch.distributed.checkpoint (DCP) folder of the fp32
+                             master weights and the AdamW state, one file per rank
+                             (:mod:`motus_policy.training.fsdp`)
+        rng_rank<r>.pt       per-rank RNG states: python, numpy, torch CPU, CUDA
     <out>/checkpoints/latest   text file naming the newest complete checkpoint
+
+The training noise is a function of (seed, step, sample slot) (``trainer.sample_noise``), so it
+needs no stored generator state.
 
 Resuming with the same world size and batch size restores the exact data position; otherwise
 training continues at the start of the next epoch (logged).
@@ -18,6 +25,7 @@ training continues at the start of the next epoch (logged).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import shutil
@@ -29,6 +37,7 @@ import numpy as np
 import torch
 
 from motus_policy.model.policy import MotusPolicy
+from motus_policy.model.pretrained import PretrainedParts, save_pretrained
 
 STATE_FILE = "training_state.pt"
 POLICY_DIR = "policy"
@@ -49,25 +58,23 @@ class TrainingPosition:
     batch_in_epoch: int = 0
 
 
-def rng_state(noise: torch.Generator) -> dict[str, Any]:
-    """Every RNG the training loop may touch."""
+def rng_state() -> dict[str, Any]:
+    """Every global RNG the training loop may touch (python, numpy, torch CPU, CUDA)."""
     out = {
         "python": random.getstate(),
         "numpy": np.random.get_state(),
         "torch": torch.get_rng_state(),
-        "noise": noise.get_state(),
     }
     if torch.cuda.is_available():
         out["cuda"] = torch.cuda.get_rng_state_all()
     return out
 
 
-def set_rng_state(state: dict[str, Any], noise: torch.Generator) -> None:
-    """Inverse of :func:`rng_state`."""
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of :func:`rng_state` (a stored ``noise`` entry of older checkpoints is unused)."""
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
-    noise.set_state(state["noise"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -77,49 +84,78 @@ def checkpoint_name(step: int) -> str:
     return f"step_{step:08d}"
 
 
+def begin_checkpoint(ckpt_root: Path, step: int) -> Path:
+    """Create the empty ``<name>.tmp`` folder of the checkpoint after ``step`` (rank 0)."""
+    ckpt_root.mkdir(parents=True, exist_ok=True)
+    tmp = ckpt_root / (checkpoint_name(step) + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    return tmp
+
+
+def save_policy(policy: MotusPolicy, folder: Path, model: torch.nn.Module | None = None) -> Path:
+    """``policy.save_pretrained(folder)``, optionally with another network module.
+
+    Args:
+        policy: encoders, configs, stats and (unless ``model`` is given) the network.
+        folder: new folder.
+        model: a ``MotusModel`` to save instead of ``policy.model`` (the gathered copy of an
+            FSDP-sharded network, :func:`motus_policy.training.fsdp.unsharded_copy`).
+    """
+    if model is None:
+        return policy.save_pretrained(folder)
+    parts = PretrainedParts(
+        model=model,
+        vae=policy.vae,
+        text_encoder=policy.text_encoder,
+        vlm=policy.vlm,
+        policy_config=dataclasses.asdict(policy.config),
+        stats=policy.stats.to_json(policy.config.stats_key),
+    )
+    return save_pretrained(parts, folder)
+
+
 def save_checkpoint(
     ckpt_root: Path,
     policy: MotusPolicy,
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer | None,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     position: TrainingPosition,
     extra: dict[str, Any],
     rng_by_rank: list[dict[str, Any]],
     keep_last: int,
+    tmp: Path | None = None,
+    model: torch.nn.Module | None = None,
 ) -> Path:
     """Write one checkpoint (rank 0 only; ``rng_by_rank`` gathered from every rank).
 
     Args:
         ckpt_root: ``<out>/checkpoints``.
         policy: network + encoders + stats (saved with ``save_pretrained``).
-        optimizer: its state dict is saved.
+        optimizer: its state dict is saved; None when it lives in the ``sharded/`` folder.
         scheduler: its state dict is saved.
         position: step / epoch / batch position after this step.
         extra: JSON-safe metadata (world size, batch size, train config).
         rng_by_rank: :func:`rng_state` of each rank, index = rank.
         keep_last: older ``step_*`` folders beyond this many are deleted.
+        tmp: the folder from :func:`begin_checkpoint` when other ranks already wrote into it
+            (fsdp); None creates it here.
+        model: network to save instead of ``policy.model`` (see :func:`save_policy`).
 
     Returns:
         The checkpoint folder.
     """
-    ckpt_root.mkdir(parents=True, exist_ok=True)
     final = ckpt_root / checkpoint_name(position.step)
-    tmp = final.with_name(final.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    policy.save_pretrained(tmp / POLICY_DIR)
-    torch.save(
-        {
-            "position": vars(position).copy(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            **extra,
-        },
-        tmp / STATE_FILE,
-    )
-    for rank, state in enumerate(rng_by_rank):
-        torch.save(state, tmp / f"rng_rank{rank}.pt")
+    if tmp is None:
+        tmp = begin_checkpoint(ckpt_root, position.step)
+    save_policy(policy, tmp / POLICY_DIR, model)
+    state = {"position": vars(position).copy(), "scheduler": scheduler.state_dict(), **extra}
+    if optimizer is not None:
+        state["optimizer"] = optimizer.state_dict()
+    torch.save(state, tmp / STATE_FILE)
+    for rank, rng in enumerate(rng_by_rank):
+        torch.save(rng, tmp / f"rng_rank{rank}.pt")
     if final.exists():
         shutil.rmtree(final)
     tmp.rename(final)

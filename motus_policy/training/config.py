@@ -15,6 +15,8 @@ TEXT_SOURCES = ("auto", "dataset", "encoder")
 VLM_IMAGES = ("model", "composite")
 INIT_TRANSITIONS = ("auto", "keep_all", "reset_action_io")
 DEVICES = ("auto", "cpu", "cuda")
+STAGES = (2, 3)
+STRATEGIES = ("auto", "ddp", "fsdp")
 
 
 @dataclass(frozen=True)
@@ -254,13 +256,71 @@ class TrainConfig:
         },
     )
 
+    strategy: str = field(
+        default="auto",
+        metadata={
+            "description": "data parallelism over the torchrun processes: ddp = a full replica "
+            "per process (PyTorch DDP); fsdp = PyTorch FSDP2 (fully_shard), parameters, "
+            "gradients and AdamW state sharded over the processes, one unit per MoT layer, "
+            "sharded checkpoints (torch.distributed.checkpoint); auto = on CUDA the first of ddp, "
+            "fsdp, fsdp + cpu offload that the memory plan fits in the GPU's memory "
+            "(motus_policy/training/memory_plan.py), on CPU ddp",
+            "choices": STRATEGIES,
+        },
+    )
+    cpu_offload: bool = field(
+        default=False,
+        metadata={
+            "description": "fsdp: keep the sharded parameters, gradients and AdamW state in host "
+            "memory (FSDP2 CPUOffloadPolicy; the optimiser step runs on the CPU); the 1-GPU "
+            "full-size setting"
+        },
+    )
+    activation_checkpointing: bool = field(
+        default=False,
+        metadata={
+            "description": "recompute each MoT layer's activations in the backward pass "
+            "(torch.utils.checkpoint, one unit per layer of the three experts) instead of "
+            "keeping them"
+        },
+    )
+    grad_accum_steps: int = field(
+        default=1,
+        metadata={
+            "description": "micro-batches of --batch-size per process summed into one optimiser "
+            "step (global batch = batch_size x processes x grad_accum_steps)"
+        },
+    )
+    export_official: bool = field(
+        default=False,
+        metadata={
+            "description": "also write <out>/final_official/mp_rank_00_model_states.pt, the "
+            "result in the official DeepSpeed layout (fp32, VLM included: ~35 GB at full size) "
+            "for the official code"
+        },
+    )
+
+    stage: int = field(
+        default=3,
+        metadata={
+            "description": "training stage (paper §4.3): 3 = fine-tuning on recorded qpos (a "
+            "finetune-mode preset); 2 = latent-action pretraining on the latent actions beside "
+            "each episode (motus-dataset label-latent; a pretrain-mode preset such as "
+            "latent_action_tiny, raw values, no state)",
+            "choices": STAGES,
+        },
+    )
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_roots", tuple(str(r) for r in self.data_roots))
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        if self.stage not in STAGES:
+            raise ValueError(f"stage: expected one of {STAGES}, got {self.stage!r}")
         if not self.data_roots:
             raise ValueError("data_roots: expected at least one dataset root, got none")
         positive = (
-            "max_steps", "batch_size", "samples_per_episode", "keep_last", "log_every", "vae_batch"
+            "max_steps", "batch_size", "samples_per_episode", "keep_last", "log_every",
+            "vae_batch", "grad_accum_steps",
         )  # fmt: skip
         for name in positive:
             value = getattr(self, name)
@@ -300,6 +360,8 @@ class TrainConfig:
         n = self.recommended_n_action_steps
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
             raise ValueError(f"recommended_n_action_steps: expected an int >= 1, got {n!r}")
+        if self.cpu_offload and self.strategy == "ddp":
+            raise ValueError("cpu_offload: needs strategy fsdp (or auto), got strategy 'ddp'")
         if self.vla_steps <= 0:
             raise ValueError(f"vla_steps: expected > 0, got {self.vla_steps}")
         for name, allowed in (
@@ -307,6 +369,7 @@ class TrainConfig:
             ("vlm_image", VLM_IMAGES),
             ("init_transition", INIT_TRANSITIONS),
             ("device", DEVICES),
+            ("strategy", STRATEGIES),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}: expected one of {allowed}, got {getattr(self, name)!r}")

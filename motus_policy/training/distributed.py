@@ -71,6 +71,20 @@ def init_distributed(device_choice: str = "auto") -> DistInfo:
     return DistInfo(rank, local, world, device)
 
 
+def ensure_process_group(info: DistInfo) -> None:
+    """Join a one-process group when none exists (FSDP2 needs one even for a single process).
+
+    Without torchrun (or with ``--nproc_per_node 1``) the group lives in this process only
+    (``torch.distributed.HashStore``); with more processes :func:`init_distributed` made it.
+    """
+    if dist.is_initialized():
+        return
+    if info.world_size > 1:
+        raise RuntimeError("ensure_process_group: world size > 1 but no process group was joined")
+    backend = "nccl" if info.device.type == "cuda" else "gloo"
+    dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)
+
+
 def barrier(info: DistInfo) -> None:
     """Wait for every rank (no-op for a single process)."""
     if info.distributed:
@@ -78,6 +92,6 @@ def barrier(info: DistInfo) -> None:
 
 
 def shutdown(info: DistInfo) -> None:
-    """Leave the process group if this process joined one."""
-    if info.distributed and dist.is_initialized():
+    """Leave the process group if this process joined one (a one-process group included)."""
+    if dist.is_initialized():
         dist.destroy_process_group()

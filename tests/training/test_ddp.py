@@ -39,9 +39,9 @@ def _worker(rank: int, world: int, port: int, data: str, out: str) -> None:
         seen = []
         original = trainer._step
 
-        def spy(batch):
-            seen.append((batch["episode"][0], batch["condition_index"][0]))
-            return original(batch)
+        def spy(batches):  # the micro-batches of one optimiser step (one here)
+            seen.append((batches[0]["episode"][0], batches[0]["condition_index"][0]))
+            return original(batches)
 
         trainer._step = spy
         result = trainer.run()
