@@ -238,3 +238,69 @@ def test_aloha_launch_with_fake_hardware_comes_up_end_to_end(launch_file, observ
     _wait(lambda: all(seen.get(t, 0) >= 5 for t in topics), 120,
           f"messages on every robot topic {topics}", robot)  # fmt: skip
     assert robot.stop() == 0, robot.output()[-3000:]
+
+
+def _subscribed_by(observer, node: str) -> dict[str, list[str]]:
+    return dict(observer.get_subscriber_names_and_types_by_node(node.lstrip("/"), "/"))
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize(
+    ("file_name", "profile_name"),
+    [("aloha_vendor.launch.py", "aloha_agilex_2_vendor"), ("ac_one.launch.py", "ac_one")],
+)
+def test_vendor_driver_launch_files_wire_the_policy_to_the_vendor_topics(
+    launch_file, observer, file_name, profile_name
+):
+    """The policy-only bring-ups for a vendor driver: configured (tiny-random, autostart), the
+    policy subscribes to the profile's state and camera topics with the message types the
+    vendor publishes (CompressedImage on /compressed) and publishes its commands where the
+    vendor driver listens."""
+    from motus_recorder.profile import load_profile
+
+    profile = load_profile(profile_name)
+    robot = launch_file(file_name, checkpoint="tiny-random", autostart="true")
+    _wait(lambda: "/motus_policy" in _nodes(observer), 120, "the policy node", robot)
+    assert _params(observer, "/motus_policy", ["profile", "backend", "autostart"]) == {
+        "profile": profile_name, "backend": "motus", "autostart": True,
+    }  # fmt: skip
+    commands = {a.command_topic for a in profile.arms}
+    _wait(lambda: commands <= _published_by(observer, "/motus_policy"), 240,
+          f"the policy publishing {sorted(commands)} (configured)", robot)  # fmt: skip
+    subs = _subscribed_by(observer, "/motus_policy")
+    for arm in profile.arms:
+        assert subs.get(arm.state_topic) == ["sensor_msgs/msg/JointState"], (arm.state_topic, subs)
+    for cam in profile.cameras:
+        kind = "CompressedImage" if cam.compressed else "Image"
+        assert subs.get(cam.topic) == [f"sensor_msgs/msg/{kind}"], (cam.topic, subs)
+    assert robot.stop() == 0, robot.output()[-3000:]
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_sim_expert_launch_graph_and_parameters(launch_file, observer):
+    sim = launch_file("sim_expert.launch.py", task="insertion")
+    _wait(lambda: {"/aloha_sim", "/expert"} <= _nodes(observer), 120, "the nodes", sim)
+    assert _params(observer, "/aloha_sim", ["task", "mode", "profile"]) == {
+        "task": "insertion", "mode": "lockstep", "profile": "aloha_sim",
+    }  # fmt: skip
+    assert _params(observer, "/expert", ["task", "use_sim_time"]) == {
+        "task": "insertion", "use_sim_time": True,
+    }  # fmt: skip
+    assert sim.stop() == 0, sim.output()[-3000:]
+
+
+def test_every_launch_file_is_brought_up_by_a_test_here():
+    """A new launch file without a bring-up test here fails (no launch file goes untested)."""
+    source = Path(__file__).read_text()
+    untested = [
+        p.name
+        for p in sorted((REPO / "launch").glob("*.launch.py"))
+        if f'"{p.name}"' not in source
+    ]
+    assert not untested, (
+        f"launch files without a bring-up test in {Path(__file__).name}: {untested}"
+    )
