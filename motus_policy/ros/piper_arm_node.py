@@ -66,7 +66,7 @@ class PiperArmNode(Node):
         for name, value in p.items():
             self.declare_parameter(name, value)
         get = {n: self.get_parameter(n).value for n in p}
-        self.profile = load_profile(get["profile"])
+        self.profile = load_profile(get["profile"], namespace=self.get_namespace())
         arm = self.profile.arm(get["arm"])
         driver = dict(arm.driver)
         self.leader = bool(get["leader"])

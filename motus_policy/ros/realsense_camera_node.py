@@ -85,7 +85,7 @@ class RealSenseCameraNode(Node):
         }
         params = [self.declare_parameter(n, v, ranges.get(n)) for n, v in scalars.items()]
         get = {p.name: p.value for p in params}
-        profile = load_profile(get["profile"])
+        profile = load_profile(get["profile"], namespace=self.get_namespace())
         # declared with the profile's cameras as the value (not by type only), so GetParameters
         # and `ros2 param dump` show which cameras run
         names = list(self.declare_parameter("cameras", list(profile.camera_names)).value)

@@ -78,7 +78,10 @@ class ExpertNode(Node):
         self.declare_parameter("wait_for_go", False)
         self._wait_for_go = bool(self.get_parameter("wait_for_go").value)
         self._released = not self._wait_for_go
-        self.profile = load_profile(self.get_parameter("profile").value)
+        # relative profile topics resolve in this node's namespace (-r __ns:=/robot1)
+        self.profile = load_profile(
+            self.get_parameter("profile").value, namespace=self.get_namespace()
+        )
         task = str(self.get_parameter("task").value)
         period_ns = round(1e9 / self.profile.control_rate_hz)
         self.operator = ScriptedOperator(make_expert(task), period_ns)
