@@ -10,12 +10,14 @@ Examples::
         --official-stat Motus/data/utils/stat.json           # the official loader's stats file
     motus-dataset validate data/ --official aloha_agilex_2 \
         --official-stat Motus/data/utils/stat.json           # everything the official loader needs
+    motus-dataset label-latent data/ --vae runs/la_vae      # latent_action_dim14/<i>.pt (stage 2)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -80,6 +82,24 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         f"with {args.t5} on {embedder.device}), {s.skipped} episode(s) already had one"
     )
     return 0
+
+
+def _cmd_label_latent(args: argparse.Namespace) -> int:
+    """Run ``python -m motus_policy.cli.label_latent`` with these arguments in a child process.
+
+    The latent-action VAE is model code of ``motus_policy`` (torch, diffusers); the recorder
+    package imports nothing from the other packages (docs/architecture.md), so the labeling runs
+    in a child interpreter and its exit status is returned.
+    """
+    cmd = [sys.executable, "-m", "motus_policy.cli.label_latent", *args.root, "--vae", args.vae]
+    cmd += ["--device", args.device, "--batch-size", str(args.batch_size)]
+    if args.force:
+        cmd.append("--force")
+    try:
+        return subprocess.run(cmd, check=False).returncode
+    except OSError as exc:
+        print(f"ERROR cannot start {cmd[0]}: {exc}", file=sys.stderr)
+        return 1
 
 
 def _cmd_stats(args: argparse.Namespace) -> int:
@@ -228,6 +248,22 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--dtype", default="bfloat16", help="encoder dtype (default bfloat16)")
     e.add_argument("--force", action="store_true", help="re-encode existing embeddings")
     e.set_defaults(fn=_cmd_embed)
+    la = sub.add_parser(
+        "label-latent",
+        help="write latent actions (optical flow -> latent-action VAE) beside each episode for "
+        "stage-2 pretraining: latent_action_dim14/<i>.pt, float32 [T-1, 14]; qpos not needed",
+    )
+    la.add_argument("root", nargs="+", help="dataset root(s), searched for videos/ folders")
+    la.add_argument(
+        "--vae",
+        required=True,
+        metavar="PATH",
+        help="folder of python -m motus_policy.cli.train_latent_action",
+    )
+    la.add_argument("--device", default="cpu", help="torch device of the VAE (default cpu)")
+    la.add_argument("--batch-size", type=int, default=64, help="flow images per VAE call")
+    la.add_argument("--force", action="store_true", help="relabel episodes that have labels")
+    la.set_defaults(fn=_cmd_label_latent)
     sh = sub.add_parser("show", help="summary; optional contact sheet + qpos plot as PNG")
     sh.add_argument("root")
     sh.add_argument("--episode", help="TASK_SUBPATH:INDEX, e.g. pick/v1:0")

@@ -31,6 +31,7 @@ TORCH_ROOTS = {"torch", "torchvision", "diffusers", "transformers", "accelerate"
 TORCH_ALLOWED = (
     "motus_policy/model/",  # the network, encoders, sampler, checkpoint loading
     "motus_policy/training/",  # stage-3 fine-tuning
+    "motus_policy/latent_action/",  # the latent-action VAE and its trainer (stage 2)
     "motus_policy/backends/motus.py",  # the in-process Motus PolicyBackend (numpy in, numpy out)
     "motus_recorder/writers/torch_io.py",  # .pt files of the Motus format need torch.save/load
 )
@@ -91,7 +92,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("motus_recorder.dataset", "motus_recorder.recorder"),
     ("motus_recorder.cli", "motus_recorder.ros"),
     ("motus_policy.types",),
-    ("motus_policy.model", "motus_policy.robots"),
+    ("motus_policy.model", "motus_policy.robots", "motus_policy.latent_action"),
     ("motus_policy.backends", "motus_policy.training"),
     ("motus_policy.runtime",),
     ("motus_policy.evaluation", "motus_teleop.mapping", "motus_teleop.operator"),

@@ -52,6 +52,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 from motus_policy.cli.options import add_options, config_kwargs
@@ -150,8 +151,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         trainer = Trainer(config)
-    except RunFolderInUseError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (RunFolderInUseError, ValueError, FileNotFoundError) as e:
+        # a used --out, bad data, a stage that does not fit the preset, a missing file: one
+        # line and exit 2; MOTUS_DEBUG=1 keeps the traceback
+        if os.environ.get("MOTUS_DEBUG") == "1":
+            raise
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
     try:
         result = trainer.run()

@@ -338,3 +338,9 @@ PRESETS["tiny_f8"] = dict(PRESETS["tiny"], vae_spatial_factor=8)
 # action tokens are few (state + A + registers), so this adds capacity for precise joint
 # trajectories at little cost per step (a sim candidate; see the embedded model card).
 PRESETS["tiny_wide"] = dict(PRESETS["tiny"], action_hidden_size=256, action_ffn_dim=1024)
+# latent_action_tiny: stage-2 latent-action pretraining (the latent_action geometry: A = 8
+# latent actions at stride g = 6, F = 8 frames, no state, no registers) at the tiny widths, so a
+# stage-2 run on CPU initialises a `tiny` stage-3 fine-tune (docs/motus.md §5.1 transition).
+PRESETS["latent_action_tiny"] = dict(
+    PRESETS["tiny"], **PRESETS["latent_action"], action_normalization="none"
+)

@@ -15,12 +15,21 @@ r (video/action frequency ratio), F (video frames), H x W (model image size):
 :func:`collate` builds the batch of docs/motus.md §4.5 (``first_frame`` [B,3,H,W], ``video_frames``
 [B,F,3,H,W], ``action_sequence`` [B,A,14], ``initial_state`` [B,14], ``language_embedding``
 [B,text_len,4096], ``vlm_inputs`` right-padded with 0 when a ``vlm_fn`` is given).
+
+Stage 2 (``action_source="latent_action"``, docs/motus.md §4.4): the episodes are the video
+episodes that have latent actions (``latent_action_dim14/<i>.pt``, float32 [T-1, 14], written by
+``motus-dataset label-latent``; :mod:`motus_policy.latent_action.layout`) and an instruction; qpos
+is not needed. The action targets are the latent-action rows at the ``latent_action`` indices
+(c + g*i, clamped to T-2, the last row), not normalised (as upstream: its quantile scaling is
+commented out), and ``initial_state`` is zeros (pretrain mode has no state token).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,9 +37,18 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from motus_policy.latent_action.layout import latent_episodes, latent_path, read_latent_actions
 from motus_policy.model.normalization import NormalizationStats
 from motus_recorder.composite import resize_pad
-from motus_recorder.dataset import Episode, EpisodeFileError, complete_episodes
+from motus_recorder.dataset import (
+    Episode,
+    EpisodeFileError,
+    TaskFolder,
+    complete_episodes,
+    decode_video,
+    video_frame_count,
+)
+from motus_recorder.writers import torch_io
 
 
 def sample_indices(n_frames: int, c: int, a: int, g: int, r: int, f: int) -> tuple[list, list]:
@@ -60,6 +78,103 @@ INDEX_RULES = {"stage3": sample_indices, "latent_action": latent_action_indices}
 stage-2 latent-action rule (``training_mode`` "pretrain")."""
 
 
+ACTION_SOURCES = ("qpos", "latent_action")
+"""``action_source`` of :class:`MotusEpisodeDataset`: recorded joint positions (stage 3) or the
+latent actions beside each episode (stage 2)."""
+
+
+@dataclass
+class LatentEpisode:
+    """A stage-2 episode: video, instruction and latent actions [T-1, 14] (no qpos).
+
+    ``qpos`` is None; ``latent`` row t is the latent action of frames (t, t+1).
+    """
+
+    task_dir: Path
+    index: int
+    latent: np.ndarray
+    instruction: str
+    video_path: Path
+    embedding: np.ndarray | list[np.ndarray] | None
+    meta: dict[str, Any] | None = None
+    qpos: None = None
+
+    @property
+    def n_frames(self) -> int:
+        """T = latent rows + 1."""
+        return self.latent.shape[0] + 1
+
+    def frames(self, indices: list[int] | None = None) -> np.ndarray:
+        """Decoded T-layout frames, uint8 [N, H, W, 3]."""
+        return decode_video(self.video_path, indices)
+
+    def check_video_length(self) -> int:
+        """Check the video has one frame more than latent rows (header count, no decoding).
+
+        Raises:
+            EpisodeFileError: (naming the video) another frame count, or an unreadable video.
+        """
+        n = video_frame_count(self.video_path)
+        if n != self.n_frames:
+            raise EpisodeFileError(
+                self.video_path,
+                f"{n} video frames but {latent_path(self.task_dir, self.index)} has "
+                f"{self.latent.shape[0]} rows (expected frames - 1: one per frame pair)",
+            )
+        return n
+
+
+def read_latent_episode(task: TaskFolder, i: int, embedding: bool = True) -> LatentEpisode:
+    """Load stage-2 episode ``i`` of ``task`` (video not decoded).
+
+    Raises:
+        FileNotFoundError: no instruction text for ``i``.
+        EpisodeFileError: unreadable / malformed latent actions or embedding (file named).
+    """
+    latent = read_latent_actions(latent_path(task.path, i))
+    txt = task.instruction_path(i)
+    if txt is None:
+        raise FileNotFoundError(f"{task.path}/instructions: no {i}.txt nor a shared .txt")
+    emb = None
+    emb_path = task.embedding_path(i) if embedding else None
+    if emb_path is not None:
+        try:
+            emb = torch_io.load_tensor(emb_path)
+        except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+            raise EpisodeFileError(emb_path, f"cannot read the .pt file: {exc}") from exc
+    return LatentEpisode(
+        task_dir=task.path,
+        index=i,
+        latent=latent,
+        instruction=txt.read_text(encoding="utf-8").strip(),
+        video_path=task.path / "videos" / f"{i}.mp4",
+        embedding=emb,
+    )
+
+
+def action_source_for_stage(stage: int, training_mode: str) -> str:
+    """The ``action_source`` of training stage ``stage`` (paper §4.3) for ``training_mode``.
+
+    2 -> "latent_action" (needs a "pretrain"-mode model), 3 -> "qpos" (needs "finetune").
+
+    Raises:
+        ValueError: the stage and the model's mode disagree (the message names the presets).
+    """
+    want = {2: "pretrain", 3: "finetune"}.get(stage)
+    if want is None:
+        raise ValueError(f"stage: expected 2 or 3, got {stage!r}")
+    if training_mode != want:
+        hint = "latent_action_tiny or latent_action" if stage == 2 else "tiny, aloha_agilex_2, ..."
+        raise ValueError(
+            f"stage {stage} trains a {want}-mode model ({hint}), got a {training_mode}-mode one"
+        )
+    return "latent_action" if stage == 2 else "qpos"
+
+
+def _n_frames(ep: Episode | LatentEpisode) -> int:
+    return ep.n_frames if isinstance(ep, LatentEpisode) else ep.qpos.shape[0]
+
+
 def condition_range(n_frames: int, a: int, g: int) -> int:
     """Largest condition index: ``max(0, T - A*g - 1)`` (c is drawn from 0..this inclusive)."""
     return max(0, n_frames - a * g - 1)
@@ -86,6 +201,8 @@ class MotusEpisodeDataset(Dataset):
         require_embedding: raise when an episode has no UMT5 embedding (else zeros).
         max_episodes: keep only the first N complete episodes (0 keeps all).
         index_rule: "stage3" (default) or "latent_action" (stage 2; :data:`INDEX_RULES`).
+        action_source: "qpos" (default) or "latent_action" (stage 2: episodes with latent
+            actions, qpos not needed; see the module docstring; :data:`ACTION_SOURCES`).
 
     Every episode is checked the first time it is used (and all of them by :meth:`preload`):
     qpos finite, one video frame per qpos row (the official loader counts video frames and
@@ -122,7 +239,13 @@ class MotusEpisodeDataset(Dataset):
         require_embedding: bool = True,
         max_episodes: int = 0,
         index_rule: str = "stage3",
+        action_source: str = "qpos",
     ):
+        if action_source not in ACTION_SOURCES:
+            raise ValueError(
+                f"action_source: expected one of {ACTION_SOURCES}, got {action_source!r}"
+            )
+        self.action_source = action_source
         if index_rule not in INDEX_RULES:
             raise ValueError(
                 f"index_rule: expected one of {sorted(INDEX_RULES)}, got {index_rule!r}"
@@ -139,20 +262,38 @@ class MotusEpisodeDataset(Dataset):
         self.normalization = None if stats is None else NormalizationStats.from_entry(stats)
         self.require_embedding = require_embedding
         self.samples_per_episode = samples_per_episode
-        self.episodes = complete_episodes(roots)
+        latent = action_source == "latent_action"
+        self.episodes = latent_episodes(roots) if latent else complete_episodes(roots)
         if not self.episodes:
-            raise ValueError(f"no complete episodes under {list(map(str, roots))}")
+            what = (
+                "video episodes with latent actions (latent_action_dim14/<i>.pt: run "
+                "motus-dataset label-latent) and an instruction"
+                if latent
+                else "complete episodes"
+            )
+            raise ValueError(f"no {what} under {list(map(str, roots))}")
         if max_episodes:
             if max_episodes > len(self.episodes):
                 raise ValueError(
                     f"max_episodes: asked for {max_episodes}, but only {len(self.episodes)} "
-                    f"complete episodes are under {list(map(str, roots))}"
+                    f"{'labeled video' if latent else 'complete'} episodes are under "
+                    f"{list(map(str, roots))}"
                 )
             self.episodes = self.episodes[:max_episodes]
         self.seed, self._worker = seed, None
         self.rng = np.random.default_rng(seed)
-        self._loaded: dict[int, tuple[Episode, np.ndarray, np.ndarray | None]] = {}
+        self._loaded: dict[int, tuple[Episode | LatentEpisode, np.ndarray, np.ndarray | None]] = {}
         self._checked: set[int] = set()
+
+    def read(self, episode: int, embedding: bool = True) -> Episode | LatentEpisode:
+        """Episode number ``episode`` from disk (EpisodeFileError on bad files).
+
+        An :class:`Episode` for the qpos source, a :class:`LatentEpisode` for latent_action.
+        """
+        task, i = self.episodes[episode]
+        if self.action_source == "latent_action":
+            return read_latent_episode(task, i, embedding)
+        return task.read_episode(i, embedding=embedding)
 
     def preload(self, keep_raw: bool = False, progress: bool = True) -> int:
         """Decode every episode once and keep it in RAM; later items index frames, not video.
@@ -171,16 +312,16 @@ class MotusEpisodeDataset(Dataset):
         """
         total = 0
         for k in tqdm(range(len(self.episodes)), desc="preload", unit="ep", disable=not progress):
-            task, i = self.episodes[k]
-            ep = task.read_episode(i)  # EpisodeFileError on NaN/inf qpos
+            ep = self.read(k)  # EpisodeFileError on NaN/inf qpos / latent actions
             raw = ep.frames()
-            n = ep.qpos.shape[0]
+            n = _n_frames(ep)
             if raw.shape[0] != n:
-                raise EpisodeFileError(
-                    ep.video_path,
-                    f"{raw.shape[0]} decoded frames but {ep.qpos_path} has {n} rows (expected "
-                    "one row per frame)",
+                rows = (
+                    f"{latent_path(ep.task_dir, ep.index)} has {n - 1} rows (expected frames - 1)"
+                    if isinstance(ep, LatentEpisode)
+                    else f"{ep.qpos_path} has {n} rows (expected one row per frame)"
                 )
+                raise EpisodeFileError(ep.video_path, f"{raw.shape[0]} decoded frames but {rows}")
             self._checked.add(k)
             resized = np.stack([resize_pad(f, self.hw) for f in raw[:n]])
             kept = np.ascontiguousarray(raw[:n]) if keep_raw else None
@@ -196,9 +337,8 @@ class MotusEpisodeDataset(Dataset):
     def n_frames(self, episode: int) -> int:
         """T of episode number ``episode`` (reads its qpos unless preloaded)."""
         if episode in self._loaded:
-            return self._loaded[episode][0].qpos.shape[0]
-        task, i = self.episodes[episode]
-        return task.read_episode(i, embedding=False).qpos.shape[0]
+            return _n_frames(self._loaded[episode][0])
+        return _n_frames(self.read(episode, embedding=False))
 
     def condition_indices(self, episode: int) -> range:
         """Every condition index the sampler can draw for ``episode`` (docs/motus.md §3.2)."""
@@ -222,11 +362,11 @@ class MotusEpisodeDataset(Dataset):
         """
         task, i = self.episodes[episode]
         loaded = self._loaded.get(episode)
-        ep = loaded[0] if loaded is not None else task.read_episode(i)
+        ep = loaded[0] if loaded is not None else self.read(episode)
         if episode not in self._checked:  # once per episode: the video header's frame count
             ep.check_video_length()
             self._checked.add(episode)
-        n = ep.qpos.shape[0]
+        n = _n_frames(ep)
         if c is None:
             c = int(self.rng.integers(0, condition_range(n, self.a, self.g) + 1))
         if not 0 <= c < n:
@@ -238,8 +378,11 @@ class MotusEpisodeDataset(Dataset):
         else:
             frames = ep.frames([c, *vid_idx])
             resized, first_raw = [resize_pad(f, self.hw) for f in frames], frames[0]
-        actions, state = ep.qpos[act_idx], ep.qpos[c]
-        if self.normalization is not None:
+        if isinstance(ep, LatentEpisode):  # stage 2: raw latent actions, no state
+            actions, state = ep.latent[act_idx], np.zeros(ep.latent.shape[1], np.float32)
+        else:
+            actions, state = ep.qpos[act_idx], ep.qpos[c]
+        if self.normalization is not None and not isinstance(ep, LatentEpisode):
             actions = self.normalization.normalize(actions)  # (A, 14) float32
             state = self.normalization.normalize(state)  # (14,) float32
         item = {

@@ -10,7 +10,11 @@
   (another chunk size, pretrain-mode checkpoint without a state encoder) and loads everything
   otherwise (continuing from a stage-3 checkpoint of the same shape). The checkpoint's
   ``vlm_model.*`` keys are ignored: the frozen VLM comes with the encoders.
-* our folder: :func:`MotusPolicy.from_pretrained` (network, encoders, stats, config).
+* our folder: :func:`MotusPolicy.from_pretrained` (network, encoders, stats, config). A folder
+  of a stage-2 run (pretrain mode) given with a finetune-mode preset starts stage 3 as the
+  official checkpoints do (:func:`load_stage2_folder`): the preset's network with the folder's
+  weights except the action input encoder / decoder (fresh, as are the state encoder and the
+  registers), and the folder's encoders.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 import torch
 
 from motus_policy.model.checkpoint import (
+    CheckpointMismatchError,
     load_official_state_dict,
     read_official_checkpoint,
 )
@@ -29,6 +34,7 @@ from motus_policy.model.configuration_motus import MotusConfig
 from motus_policy.model.modeling_motus import MotusModel
 from motus_policy.model.normalization import NormalizationStats
 from motus_policy.model.policy import MotusPolicy, PolicyConfig
+from motus_policy.model.pretrained import read_config
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +58,7 @@ def _encoders(config: MotusConfig, encoders: str | None, seed: int):
     if encoders:
         donor = MotusPolicy.from_pretrained(encoders)
         return donor.vae, donor.text_encoder, donor.vlm
-    if not config.preset.startswith("tiny"):
+    if not (config.preset.startswith("tiny") or config.preset.endswith("_tiny")):
         raise ValueError(
             f"encoders: preset {config.preset!r} needs the full VAE / T5 / Qwen3-VL; pass a "
             "save_pretrained folder that holds them (--encoders DIR)"
@@ -115,6 +121,55 @@ def load_official_with_transition(
     return reset, report.missing
 
 
+def load_stage2_folder(
+    model: MotusModel, folder: str | Path
+) -> tuple[MotusPolicy, list[str], list[str]]:
+    """Initialise a finetune-mode ``model`` from our stage-2 (pretrain-mode) folder.
+
+    The folder's network keys containing :data:`RESET_MARKERS` are dropped (their shapes and
+    meaning change from latent actions to robot actions), every other key is copied, and the
+    model keys left out (action input encoder with the state encoder, decoder, registers) keep
+    their fresh initialisation; the stage-2 rule of :func:`load_official_with_transition`.
+
+    Returns:
+        ``(the stage-2 policy, i.e. its encoders; dropped keys; fresh model keys)``.
+
+    Raises:
+        KeyError: a model key outside the reset modules is missing from the folder, or the
+            folder has keys the model lacks.
+        CheckpointMismatchError: a carried key's shape differs (another width or depth).
+    """
+    src = MotusPolicy.from_pretrained(folder)
+    state = src.model.state_dict()
+    dropped = [k for k in state if any(m in k for m in RESET_MARKERS)]
+    kept = {k: v for k, v in state.items() if k not in set(dropped)}
+    target = model.state_dict()
+    bad = [
+        f"{k}: {tuple(v.shape)} in {folder}, {tuple(target[k].shape)} in the model"
+        for k, v in kept.items()
+        if k in target and tuple(v.shape) != tuple(target[k].shape)
+    ]
+    if bad:
+        raise CheckpointMismatchError(f"{folder}: " + "; ".join(bad[:10]))
+    report = model.load_state_dict(kept, strict=False)
+    fresh = list(report.missing_keys)
+    off = [k for k in fresh if not any(m in k for m in RESET_MARKERS) and k not in FRESH_OK]
+    if off or report.unexpected_keys:
+        raise KeyError(
+            f"{folder}: stage-2 -> stage-3 left {off[:20]} missing and "
+            f"{list(report.unexpected_keys)[:20]} unexpected"
+        )
+    log.info(
+        "stage-2 folder %s: %d tensors carried, %d dropped, %d fresh",
+        folder, len(kept), len(dropped), len(fresh),
+    )  # fmt: skip
+    return src, dropped, fresh
+
+
+def _is_stage2_folder(path: str | Path) -> bool:
+    return read_config(path)["motus"].get("training_mode") == "pretrain"
+
+
 def build_policy(
     preset: str,
     init: str | None,
@@ -141,6 +196,21 @@ def build_policy(
     Returns:
         ``(policy, description)`` with the network in fp32 and train mode.
     """
+    stage2_init = init and is_pretrained_folder(init) and _is_stage2_folder(init)
+    if stage2_init and MotusConfig.from_preset(preset).training_mode == "finetune":
+        config = MotusConfig.from_preset(preset)
+        if stats is not None:
+            config = dataclasses.replace(
+                config, action_normalization="min_max", normalization_key=stats_key
+            )
+        model = _fresh_model(config, seed)
+        src, dropped, _ = load_stage2_folder(model, init)
+        vae, text, vlm = (
+            _encoders(config, encoders, seed) if encoders else (src.vae, src.text_encoder, src.vlm)
+        )
+        policy = MotusPolicy(model, vae, text, vlm, stats, policy_config)
+        policy.model.float().train()
+        return policy, f"stage-2 folder {init} ({len(dropped)} action I/O keys reset)"
     if init and is_pretrained_folder(init):
         policy = MotusPolicy.from_pretrained(init)
         ident = NormalizationStats.identity(policy.stats.min.shape[0])
