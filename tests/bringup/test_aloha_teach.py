@@ -23,10 +23,11 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-TRIES = 3
+TRIES = 5
 """Episodes tried: on a shared 2-core machine a loaded moment can make the software cameras
 late and the recorder discard an episode for drops, a reason that is not the command source
-(as tests/benchmarks/test_recorder_benchmark.py); one of three must be saved."""
+(as tests/benchmarks/test_recorder_benchmark.py); one of five must be saved. The record grid is
+10 Hz here (see the profile edit below)."""
 NODES = ("piper_left_leader", "piper_right_leader", "piper_left", "piper_right", "teleop",
          "realsense", "recorder")  # fmt: skip
 
@@ -60,6 +61,9 @@ def test_teaching_with_the_leader_arms_records_their_positions(
 
     data = yaml.safe_load((profile_dir() / "aloha_agilex_2.yaml").read_text())
     data["name"] = "aloha_agilex_2_small"
+    # small frames, and a 10 Hz record grid (match tolerance: half a period, 50 ms): what is
+    # tested is the command source, not camera timing on a loaded machine
+    data["record_rate_hz"] = 10.0
     for cam in data["cameras"]:
         cam["height"], cam["width"] = 120, 160
     profile_path = tmp_path / "aloha_agilex_2_small.yaml"
@@ -131,7 +135,7 @@ def test_teaching_with_the_leader_arms_records_their_positions(
     ep = folder.read_episode(0)
     assert ep.meta["qpos_source"] == "command"
     n = ep.qpos.shape[0]
-    assert 45 <= n <= 100, ep.meta["sync"]  # ~3 s at 30 Hz
+    assert 15 <= n <= 34, ep.meta["sync"]  # ~3 s at 10 Hz
     assert ep.meta["sync"]["recorded"] == n
     with lock:
         table = {k: np.stack(v) for k, v in leader.items()}
