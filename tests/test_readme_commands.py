@@ -168,7 +168,9 @@ def _runnable() -> list[tuple[int, str]]:
     "readme_commands"
 )  # one worker, README order: later commands use earlier outputs
 @pytest.mark.parametrize(("index", "command"), _runnable(), ids=lambda v: str(v)[:48])
-def test_readme_command_runs(workspace, index, command):
+def test_readme_command_runs(workspace, ros_env, index, command):
+    """``ros_env``: a DDS domain of its own, so a graph a command starts (record_demos, make
+    demo, motus-eval sim) never meets another test's nodes running beside it under xdist."""
     (entry,) = _entry(command)
     if entry.exempt:
         pytest.skip(f"exempt: {entry.exempt}")
