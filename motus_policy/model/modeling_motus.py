@@ -17,6 +17,7 @@ The frozen VLM, the VAE and T5 are not part of this module (``encoders/``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -180,6 +181,8 @@ class MotusModel(nn.Module):
         action_timestep: torch.Tensor | float,
         state: torch.Tensor | None,
         conditioning: MotusConditioning,
+        *,
+        run_layer: Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None,
     ) -> MotusOutput:
         """Predict flow-matching velocities for video and actions.
 
@@ -191,6 +194,10 @@ class MotusModel(nn.Module):
             action_timestep: t_a = 1000·σ_a, scalar or (B,).
             state: (B, state_dim) clean state (finetune) or None (pretrain).
             conditioning: text context / K/V cache and und tokens.
+            run_layer: ``run_layer(i, xv, xa, xu, layer_cond) -> (xv, xa, xu)`` replaces the
+                call of MoT layer ``i`` (default :func:`mot_layer` on this model's experts);
+                sharded training routes it through one FSDP unit per layer
+                (motus_policy/training/fsdp.py). It must compute what ``mot_layer`` does.
 
         Returns:
             :class:`MotusOutput` with float32 velocities.
@@ -230,6 +237,9 @@ class MotusModel(nn.Module):
 
         # 2. Layer-synchronous MoT blocks
         for i in range(cfg.num_layers):
+            if run_layer is not None:
+                xv, xa, xu = run_layer(i, xv, xa, xu, layer_cond)
+                continue
             xv, xa, xu = mot_layer(
                 i, self.video_model, self.action_expert, self.und_expert, xv, xa, xu, layer_cond
             )

@@ -11,11 +11,11 @@ Units. The three experts step through their layers together (docs/motus.md §1.5
 of the video, action and understanding experts is one unit, :class:`MoTLayer`. The network's own
 ``forward`` calls :func:`~motus_policy.model.joint_attention.mot_layer` on the experts directly;
 FSDP2 gathers a unit's parameters in the unit's ``forward`` hooks, so :func:`install_layers`
-replaces the network's ``forward`` (on that instance only) by :func:`layered_forward`, the same
-computation that calls the units. ``tests/training/test_fsdp.py`` checks that both give
-bit-identical outputs. Everything outside the layers (patch / text / time embeddings, heads, state
-encoder, registers, VLM adapter) is the root unit, :class:`~motus_policy.training.trainer`'s loss
-module.
+replaces the network's ``forward`` (on that instance only) by :func:`layered_forward`: the
+network's own forward with its ``run_layer`` hook calling the units.
+``tests/training/test_fsdp.py`` checks that both give bit-identical outputs. Everything outside
+the layers (patch / text / time embeddings, heads, state encoder, registers, VLM adapter) is the
+root unit, :class:`~motus_policy.training.trainer`'s loss module.
 
 Precision (docs/motus.md §1.5: bf16 weights and matmuls, modulation, norms and gated residuals in
 fp32; ``MotusModel.to_runtime``): master weights, gradients and AdamW state are fp32. On CUDA each
@@ -57,7 +57,7 @@ from torch.distributed.tensor import DTensor
 from torch.utils.checkpoint import checkpoint
 
 from motus_policy.model.joint_attention import LayerConditioning, mot_layer
-from motus_policy.model.modeling_motus import MotusConditioning, MotusModel, MotusOutput
+from motus_policy.model.modeling_motus import MotusModel, MotusOutput
 
 SHARDED_DIR = "sharded"
 """DCP folder of a sharded checkpoint (model + optimizer)."""
@@ -100,66 +100,21 @@ class MoTLayer(nn.Module):
         return mot_layer(self.index, *self._experts, xv, xa, xu, cond)
 
 
-def layered_forward(
-    model: MotusModel,
-    layers: nn.ModuleList,
-    video_latents: torch.Tensor,
-    action_latents: torch.Tensor,
-    video_timestep: torch.Tensor | float,
-    action_timestep: torch.Tensor | float,
-    state: torch.Tensor | None,
-    conditioning: MotusConditioning,
-) -> MotusOutput:
-    """``MotusModel.forward`` with the layer loop going through ``layers`` (:class:`MoTLayer`).
+def layered_forward(model: MotusModel, layers: nn.ModuleList, *args, **kwargs) -> MotusOutput:
+    """``MotusModel.forward`` with MoT layer ``i`` called as the module ``layers[i]``.
 
-    Arguments, shapes, checks and result as ``MotusModel.forward`` (modeling_motus.py), whose
-    steps 1-3 this repeats; ``tests/training/test_fsdp.py`` asserts both agree bit for bit.
+    Arguments, shapes, checks and result are ``MotusModel.forward``'s (its ``run_layer`` hook):
+    only the per-layer call changes, so FSDP sees one unit's ``forward`` per layer.
+    ``tests/training/test_fsdp.py`` asserts outputs and gradients equal the plain forward.
 
     Raises:
-        ValueError: latent shape or batch mismatch (naming expected vs got).
+        ValueError: as ``MotusModel.forward`` (latent shape or batch mismatch).
     """
-    cfg = model.config
-    B = video_latents.shape[0]  # noqa: N806 (the shape letter of MotusModel.forward)
-    if video_latents.ndim != 5 or tuple(video_latents.shape[1:]) != cfg.latent_shape:
-        raise ValueError(
-            f"video_latents: expected (B, {', '.join(map(str, cfg.latent_shape))}), "
-            f"got {tuple(video_latents.shape)}"
-        )
-    if action_latents.shape[0] != B or conditioning.batch_size != B:
-        raise ValueError(
-            f"batch: video {B}, actions {action_latents.shape[0]}, "
-            f"conditioning {conditioning.batch_size}"
-        )
-    device = video_latents.device
-    t_v = _timestep(video_timestep, B, device)
-    t_a = _timestep(action_timestep, B, device)
-    xv, rope, grid = model.video_model.embed(video_latents)
-    xa = model.action_expert.embed(state, action_latents)
-    xu = conditioning.und_tokens
-    temb, video_proj = model.video_model.time_embedding(t_v)
-    a_e, action_proj = model.action_expert.time_embed(t_a)
-    cond = LayerConditioning(
-        video_mod_proj=video_proj,
-        action_mod_proj=action_proj,
-        rope=rope,
-        text_context=conditioning.text_context,
-        text_kv=conditioning.text_kv,
-    )
-    for layer in layers:
-        xv, xa, xu = layer(xv, xa, xu, cond)
-    return MotusOutput(
-        video_velocity=model.video_model.head(xv, temb, grid),
-        action_velocity=model.action_expert.decode(xa, a_e),
-    )
 
+    def run_layer(i: int, xv, xa, xu, cond: LayerConditioning):
+        return layers[i](xv, xa, xu, cond)
 
-def _timestep(t: torch.Tensor | float, batch: int, device: torch.device) -> torch.Tensor:
-    t = torch.as_tensor(t, dtype=torch.float32, device=device)
-    if t.ndim == 0:
-        t = t.expand(batch)
-    if t.shape != (batch,):
-        raise ValueError(f"timestep: expected a scalar or shape ({batch},), got {tuple(t.shape)}")
-    return t
+    return MotusModel.forward(model, *args, run_layer=run_layer, **kwargs)
 
 
 def install_layers(model: MotusModel, checkpointing: bool = False) -> nn.ModuleList:
