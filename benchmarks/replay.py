@@ -128,8 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
     ap.add_argument(
         "--modes",
-        default="vla,joint",
-        help="comma-separated replay --mode values (vla: actions; joint: actions + frames)",
+        default="vla,joint,joint+copy",
+        help="comma-separated replay --mode values; '+copy' adds --copy-frames (vla: actions; "
+        "joint: actions, and frames when the backend predicts them; joint+copy: also the "
+        "hold baseline's copy-last-frame frames, scored with PSNR / SSIM)",
     )
     ap.add_argument("--profile-top", type=int, default=0, help="print the N costliest functions")
     args = ap.parse_args(argv)
@@ -138,9 +140,13 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         n = write_bench_bag(bag, args.profile, args.seconds, args.joint_rate_hz, args.storage)
         print(f"bag: {n} messages, {args.seconds:g} s, written in {time.perf_counter() - t:.1f} s")
-        for mode in args.modes.split(","):
+        for entry in args.modes.split(","):
+            mode, _, extra = entry.partition("+")
+            if extra not in ("", "copy"):
+                raise SystemExit(f"--modes: expected MODE or MODE+copy, got {entry!r}")
             cmd = ["replay", "--bag", str(bag), "--profile", args.profile, "--backend", "hold"]
-            cmd += ["--mode", mode, "--out", str(Path(tmp) / f"out_{mode}")]
+            cmd += ["--mode", mode, "--out", str(Path(tmp) / f"out_{mode}{extra}")]
+            cmd += ["--copy-frames"] if extra else []
             prof = cProfile.Profile() if args.profile_top else None
             wall, cpu = time.perf_counter(), time.process_time()
             if prof:
@@ -150,9 +156,9 @@ def main(argv: list[str] | None = None) -> int:
                 prof.disable()
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             if rc != 0:
-                raise SystemExit(f"replay --mode {mode}: exit {rc}")
+                raise SystemExit(f"replay --mode {entry}: exit {rc}")
             print(
-                f"replay ({mode}, hold, {args.storage}): wall {wall:.2f} s, CPU {cpu:.2f} s; "
+                f"replay ({entry}, hold, {args.storage}): wall {wall:.2f} s, CPU {cpu:.2f} s; "
                 f"real-time ratio {args.seconds / wall:.2f}x "
                 f"(CPU-time ratio {args.seconds / cpu:.2f}x)",
                 flush=True,

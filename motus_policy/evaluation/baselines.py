@@ -2,8 +2,14 @@
 
 Fakes at the model boundary only: their predictions can be computed by hand, so replay metrics can
 be asserted exactly. ``hold`` repeats the observed state (the "do nothing" baseline every policy
-must beat); ``scripted`` extrapolates the state at a constant per-joint velocity. In frame modes
-both "imagine" the observation's T-layout composite unchanged (the copy-last-frame baseline).
+must beat); ``constant_velocity`` extrapolates the state at a constant per-joint velocity.
+
+Frames: a baseline predicts none by default, in every mode, so a replay without a model scores
+actions only and runs well above real time (issue #15 §9). With ``copy_frames=True`` it
+"imagines" the observation's T-layout composite unchanged in frame modes: the copy-last-frame
+reference against which a model's predicted frames (PSNR / SSIM) are judged. Scoring those copies
+costs about 1.5-2.5 ms per frame on a 2-core CPU (benchmarks/README.md, replay.py), i.e. 3.2
+frames per 33 ms tick with the 48-action / 4-frame chunk.
 """
 
 from __future__ import annotations
@@ -19,16 +25,27 @@ from motus_recorder.composite import compose_t_layout
 
 
 class HoldBaseline:
-    """Every action = the observed state; frames = the observed composite.
+    """Every action = the observed state; frames (opt-in) = the observed composite.
 
     Args:
         chunk_size: A, actions per chunk (>= 1).
         action_rate_hz: action rate (> 0).
-        frames_per_chunk: F predicted frames in frame modes, due at
+        frames_per_chunk: F predicted frames in frame modes with ``copy_frames``, due at
             ``t0 + (j + 1) * (A // F) * period`` (1 <= F <= A).
+        copy_frames: in frame modes, return F copies of the observation's composite (the
+            copy-last-frame reference); False (default): no frames in any mode.
+
+    Raises:
+        ValueError: an argument out of its range.
     """
 
-    def __init__(self, chunk_size: int = 48, action_rate_hz: float = 30.0, frames_per_chunk=4):
+    def __init__(
+        self,
+        chunk_size: int = 48,
+        action_rate_hz: float = 30.0,
+        frames_per_chunk: int = 4,
+        copy_frames: bool = False,
+    ):
         if chunk_size < 1:
             raise ValueError(f"chunk_size: expected >= 1, got {chunk_size}")
         if action_rate_hz <= 0:
@@ -38,6 +55,7 @@ class HoldBaseline:
         self._a = int(chunk_size)
         self._rate = float(action_rate_hz)
         self._f = int(frames_per_chunk)
+        self.copy_frames = bool(copy_frames)
         self.calls = 0
         self.last_future_frames: np.ndarray | None = None
 
@@ -84,7 +102,7 @@ class HoldBaseline:
         if action_prefix is not None:
             actions[: len(action_prefix)] = action_prefix
         frames = stamps = None
-        if mode in FRAME_MODES:
+        if mode in FRAME_MODES and self.copy_frames:
             comp = compose_t_layout(*(obs.images[c] for c in schema.CAMERA_NAMES))
             frames = np.repeat(comp[None], self._f, axis=0)
             stride = self._a // self._f

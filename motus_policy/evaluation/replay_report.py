@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from motus_policy.backends.base import FRAME_MODES
 from motus_policy.evaluation import metrics
 from motus_policy.evaluation.replay import ReplayResult
 from motus_policy.evaluation.video import Mp4Writer
@@ -115,6 +116,8 @@ def to_markdown(s: dict) -> str:
         f"{_fmt(lat['p50_ms'], '.1f')} / {_fmt(lat['p90_ms'], '.1f')} / "
         f"{_fmt(lat['max_ms'], '.1f')} |",
     ]
+    if "frames" not in s and s.get("mode") in FRAME_MODES:
+        lines.append("| frames compared | 0 (the backend predicted none) |")
     if "frames" in s:
         f = s["frames"]
         lines.append(
@@ -173,7 +176,7 @@ def plot_joints(result: ReplayResult, joint_names, path: Path) -> None:
                 color="#f5a35c", antialiased=False, label="predicted chunks")  # fmt: skip
         ax.plot(*_segments(t0[::every], steps, rec[::every, :, j]), ":", lw=0.6, color="k",
                 antialiased=False)  # fmt: skip
-        ax.set_title(joint_names[j], fontsize=9)
+        ax.set_title(joint_names[j], fontsize=9, y=1.0)
     axes[0, 0].legend(fontsize=8)
     for ax in axes[-1]:
         ax.set_xlabel("time (s)")

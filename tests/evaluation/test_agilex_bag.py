@@ -37,7 +37,9 @@ def test_agilex_bag_has_the_vendor_layout(agilex_bag):
 
 
 def test_agilex_bag_replays_through_the_profile_only(agilex_bag, tmp_path):
-    s = replay_cli(agilex_bag, tmp_path / "out", "--profile", PROFILE, "--mode", "joint")
+    s = replay_cli(
+        agilex_bag, tmp_path / "out", "--profile", PROFILE, "--mode", "joint", "--copy-frames"
+    )
     assert s["chunks_compared"] == N - A
     assert s["actions"]["mse_per_joint"] == pytest.approx(expected_hold_mse_per_joint(), rel=1e-4)
     assert s["image_hw"]["cam_high"] == list(HW)

@@ -60,7 +60,9 @@ def replay_cli(bag, out, *extra) -> dict:
 def test_hold_backend_metrics_exact(make_bag, tmp_path, storage):
     bag = make_bag(storage, storage=storage, n=N)
     out = tmp_path / "out"
-    s = replay_cli(bag, out, "--profile", "aloha_agilex_2", "--mode", "joint", "--video")
+    s = replay_cli(
+        bag, out, "--profile", "aloha_agilex_2", "--mode", "joint", "--video", "--copy-frames"
+    )
 
     # ticks 0..59 at 30 Hz; a chunk needs 4 more samples: ticks 56..59 are reported skips
     assert s["ticks"] == N
@@ -104,6 +106,20 @@ def test_hold_backend_metrics_exact(make_bag, tmp_path, storage):
     composite_hw = (HW[0] + HW[0] // 2, HW[1])
     assert len(frames) == (N - A) * A
     assert (frames[0].height, frames[0].width) == (composite_hw[0], 2 * composite_hw[1])
+
+
+def test_baseline_scores_no_frames_without_copy_frames(make_bag, tmp_path, capsys):
+    """Issue #15 §9: a replay without a model scores actions only unless --copy-frames asks for
+    the copy-last-frame reference, and says so on stderr and in replay.md."""
+    bag = make_bag(n=N)
+    out = tmp_path / "out"
+    s = replay_cli(bag, out, "--profile", "aloha_agilex_2", "--mode", "joint")
+    assert "frames" not in s and s["copy_frames"] is False
+    assert s["chunks_compared"] == N - A
+    assert "hold predicts no frames" in capsys.readouterr().err
+    assert (
+        "| frames compared | 0 (the backend predicted none) |" in (out / "replay.md").read_text()
+    )
 
 
 def test_scripted_backend_matches_linear_motion(make_bag):
@@ -152,7 +168,9 @@ def test_foreign_bag_jpeg_mapped_by_profile_yaml(tmp_path):
         encoding="jpeg",
         joint_topic="/joint_states",
     )
-    s = replay_cli(bag, tmp_path / "out", "--profile", str(path), "--mode", "joint")
+    s = replay_cli(
+        bag, tmp_path / "out", "--profile", str(path), "--mode", "joint", "--copy-frames"
+    )
     assert s["chunks_compared"] == N - A
     assert s["actions"]["mse_per_joint"] == pytest.approx(expected_hold_mse_per_joint(), rel=1e-4)
     assert s["image_hw"]["cam_high"] == list(HW)
