@@ -16,8 +16,10 @@ Ranges: a numeric field whose ``metadata["range"]`` (or the ``ranges`` argument 
 :func:`declare_dataclass`) gives ``(low, high)`` is declared with a ``FloatingPointRange`` /
 ``IntegerRange`` descriptor (closed bounds, step 0), so ``ros2 param describe`` shows it and
 rclpy refuses an out-of-range set before any callback runs. The bounds are the dataclass's
-validation bounds; an open bound ("> 0") is written as the smallest value that makes sense
-(:data:`POSITIVE`), and ``math.inf`` for no upper bound.
+validation bounds; an open bound ("> 0", ``metadata["range_low_open"]``, see
+:func:`motus_policy.runtime.config.bounds`) is written as the smallest value that makes sense
+(:data:`POSITIVE` above 0, the next integer for an integer), and ``math.inf`` for no upper bound
+(:func:`ros_range`).
 """
 
 from __future__ import annotations
@@ -69,6 +71,31 @@ def number_descriptor(
     return d
 
 
+def ros_range(f: dataclasses.Field) -> tuple[float, float] | None:
+    """The closed ROS range ``(low, high)`` of field ``f``'s ``metadata["range"]``, or None.
+
+    An open low bound (``metadata["range_low_open"]``) becomes ``low + 1`` for an integer
+    field, :data:`POSITIVE` for a float field bounded at 0, else the next float above ``low``.
+    """
+    rng = f.metadata.get("range")
+    if rng is None:
+        return None
+    low, high = rng
+    if f.metadata.get("range_low_open", False):
+        if isinstance(f.default, int) and not isinstance(f.default, bool):
+            low = low + 1
+        elif low == 0:
+            low = POSITIVE
+        else:
+            low = math.nextafter(low, math.inf)
+    return (low, high)
+
+
+def field_ranges(cls: type) -> dict[str, tuple[float, float]]:
+    """Field name -> closed ROS range (:func:`ros_range`) for every ranged field of ``cls``."""
+    return {f.name: r for f in dataclasses.fields(cls) if (r := ros_range(f)) is not None}
+
+
 def _fields(cls: type, exclude: Iterable[str]) -> list[dataclasses.Field]:
     skip = set(exclude)
     return [f for f in dataclasses.fields(cls) if f.name not in skip]
@@ -114,7 +141,7 @@ def declare_dataclass(
             if _given(p.value):
                 aliased = p.value
         text = str(f.metadata.get("description", ""))
-        rng = (ranges or {}).get(f.name, f.metadata.get("range"))
+        rng = (ranges or {}).get(f.name) or ros_range(f)
         if rng is None:
             desc = ParameterDescriptor(description=text, read_only=f.name in ro)
         elif isinstance(default, bool) or not isinstance(default, int | float):

@@ -22,7 +22,6 @@ scheduling),
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 
 from rcl_interfaces.msg import ParameterDescriptor
@@ -31,9 +30,9 @@ from rclpy.parameter import Parameter
 
 from motus_policy.backends.fakes import FAULTS, ScriptedConfig
 from motus_policy.ros.params import (
-    POSITIVE,
     dataclass_from_params,
     declare_dataclass,
+    field_ranges,
     replace_from_changes,
 )
 from motus_policy.runtime.config import PolicyRuntimeConfig
@@ -52,23 +51,12 @@ per SentencePiece token, so 2048 characters cover it, while a runaway string (is
 characters took 60 s, 1 MB stalled the backend) is refused before it reaches the encoders."""
 
 
-RUNTIME_RANGES = {
-    "n_action_steps": (0, math.inf),
-    "ensemble_coeff": (0.0, math.inf),
-    "num_steps": (1, math.inf),
-    "ramp_in_s": (0.0, math.inf),
-    "velocity_scale": (POSITIVE, 1.0),
-    "limit_tolerance": (0.0, 0.1),
-    "gripper_limit_tolerance": (0.0, 1.0),
-    "watchdog_inference_s": (POSITIVE, math.inf),
-    "first_chunk_timeout_s": (POSITIVE, math.inf),
-    "latency_window": (1, math.inf),
-    "prefix_margin_steps": (0, math.inf),
-    "control_rate_hz": (0.0, math.inf),
-}
-"""ROS parameter ranges of the numeric PolicyRuntimeConfig fields: the bounds its
-``__post_init__`` checks (motus_policy/runtime/config.py), so ``ros2 param describe`` shows them
-and an out-of-range set is refused by rclpy (issue #15 §7)."""
+RUNTIME_RANGES = field_ranges(PolicyRuntimeConfig)
+"""ROS parameter ranges of the numeric PolicyRuntimeConfig fields, derived from the bounds in
+the fields' metadata that its ``__post_init__`` checks
+(:func:`motus_policy.runtime.config.bounds`), so ``ros2 param describe`` shows them and an
+out-of-range set is refused by rclpy (issue #15 §7); an open bound ("> 0") becomes
+:data:`~motus_policy.ros.params.POSITIVE`."""
 
 
 def declare(node: Node) -> None:
