@@ -86,7 +86,12 @@ def test_boundary_check_sees_violations(tmp_path):
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("motus_recorder.schema", "motus_recorder.share"),
-    ("motus_recorder.profile", "motus_recorder.composite", "motus_recorder.stats"),
+    (
+        "motus_recorder.profile",
+        "motus_recorder.composite",
+        "motus_recorder.stats",
+        "motus_recorder.images",
+    ),
     ("motus_recorder.sync", "motus_recorder.episode"),
     ("motus_recorder.writers",),
     ("motus_recorder.dataset", "motus_recorder.recorder"),

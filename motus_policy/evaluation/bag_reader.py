@@ -1,8 +1,9 @@
 """Reading recorded rosbag2 bags (sqlite3 or mcap) without a ROS graph, mapped by a robot profile.
 
 Uses ``rosbags`` (``AnyReader`` with the ``ROS2_JAZZY`` typestore; docs/platform.md §2) and decodes
-images with numpy (raw ``sensor_msgs/Image`` rgb8 / bgr8) or OpenCV (``CompressedImage`` JPEG /
-PNG), never cv_bridge (docs/platform.md §3).
+images with numpy (raw ``sensor_msgs/Image`` rgb8 / bgr8) or rosbags-image (``CompressedImage``
+JPEG / PNG, :func:`motus_recorder.images.decode_compressed`, shared with the nodes), never
+cv_bridge (docs/platform.md §3).
 
 Which topics hold what comes from the profile: ``cameras[].topic`` and ``arms[].state_topic`` with
 the arm's joint names (6 joints + gripper). A bag recorded by another tool is read by writing a
@@ -32,7 +33,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 from mcap.reader import make_reader
 from mcap.records import Channel, DataEnd, Message
@@ -40,13 +40,18 @@ from mcap.stream_reader import StreamReader
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_typestore
 
+from motus_recorder.images import (
+    COMPRESSED_FORMATS,
+    ImageDecodeError,
+    decode_compressed,
+    supported_format,
+)
 from motus_recorder.profile import RobotProfile
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
 JOINT_TYPE = "sensor_msgs/msg/JointState"
 RAW_ENCODINGS = ("rgb8", "bgr8")
-COMPRESSED_FORMATS = ("jpeg", "jpg", "png")
 
 
 class BagError(ValueError):
@@ -219,7 +224,7 @@ def _check_image(topic: str, msgtype: str, msg, stamp_ns: int) -> None:
             f"{topic} at {stamp_ns} ns: image encoding {msg.encoding!r} not supported; "
             f"expected one of {list(RAW_ENCODINGS)}"
         )
-    if msgtype == COMPRESSED_TYPE and not any(f in msg.format.lower() for f in COMPRESSED_FORMATS):
+    if msgtype == COMPRESSED_TYPE and not supported_format(msg.format):
         raise BagError(
             f"{topic} at {stamp_ns} ns: compressed format {msg.format!r} not supported; "
             f"expected one of {list(COMPRESSED_FORMATS)}"
@@ -393,6 +398,9 @@ def _mcap_counts(
 def decode_image(msgtype: str, msg, topic: str = "?") -> np.ndarray:
     """uint8 (H, W, 3) RGB from a deserialized Image (rgb8/bgr8) or CompressedImage (JPEG/PNG).
 
+    CompressedImage data is decoded by :func:`motus_recorder.images.decode_compressed`
+    (``rosbags.image.compressed_image_to_cvimage``), the decoder the nodes use on live messages.
+
     Raises:
         BagError: unsupported encoding, or data that does not decode / fit the declared size.
     """
@@ -407,10 +415,10 @@ def decode_image(msgtype: str, msg, topic: str = "?") -> np.ndarray:
             )
         img = data[: step * h].reshape(h, step)[:, : 3 * w].reshape(h, w, 3)
         return np.ascontiguousarray(img[:, :, ::-1] if msg.encoding == "bgr8" else img)
-    bgr = cv2.imdecode(np.asarray(msg.data, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None or bgr.ndim != 3:
-        raise BagError(f"{topic} at {stamp} ns: {msg.format!r} data does not decode")
-    return np.ascontiguousarray(bgr[:, :, ::-1])
+    try:
+        return decode_compressed(msg)  # the live path's decoder (rosbags-image)
+    except ImageDecodeError as exc:
+        raise BagError(f"{topic} at {stamp} ns: {exc}") from None
 
 
 def iter_frames(

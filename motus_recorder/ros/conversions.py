@@ -15,9 +15,9 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 from builtin_interfaces.msg import Time
-from rosbags.image import compressed_image_to_cvimage
 from sensor_msgs.msg import CompressedImage, Image, JointState
 
+from motus_recorder.images import decode_compressed
 from motus_recorder.schema import NS_PER_S
 
 
@@ -73,36 +73,18 @@ def msg_to_image(msg: Image) -> np.ndarray:
     return img
 
 
-COMPRESSED_FORMATS = ("jpeg", "jpg", "png")
-"""Accepted ``CompressedImage.format`` words (image_transport writes e.g. ``rgb8; jpeg compressed
-bgr8``; a bare ``jpeg`` / ``png`` is what other recorders write)."""
-
-
 def compressed_to_image(msg: CompressedImage) -> np.ndarray:
     """sensor_msgs/CompressedImage (JPEG or PNG) -> uint8 (H, W, 3) RGB.
 
-    Decoded with ``rosbags.image.compressed_image_to_cvimage`` (OpenCV ``imdecode``, which yields
-    BGR whatever the format string says; converted to RGB here).
+    The decoder the bag reader uses too: :func:`motus_recorder.images.decode_compressed`
+    (``rosbags.image.compressed_image_to_cvimage``, OpenCV ``imdecode``).
 
     Raises:
-        ValueError: a format that names neither JPEG nor PNG, or data that does not decode to a
-            3-channel image (the message gives the format and the byte count).
+        ValueError: (an :class:`~motus_recorder.images.ImageDecodeError`) a format that names
+            neither JPEG nor PNG, or data that does not decode to a 3-channel image (the message
+            gives the format and the byte count).
     """
-    fmt = str(msg.format)
-    if not any(f in fmt.lower() for f in COMPRESSED_FORMATS):
-        raise ValueError(
-            f"unsupported compressed format {fmt!r}; "
-            f"expected one naming {list(COMPRESSED_FORMATS)}"
-        )
-    try:
-        img = compressed_image_to_cvimage(msg, "rgb8")
-    except Exception as exc:  # noqa: BLE001 - rosbags.image asserts, cv2 raises cv2.error
-        why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        raise ValueError(f"{fmt!r} data ({len(msg.data)} bytes) does not decode ({why})") from None
-    if img is None or img.ndim != 3 or img.shape[2] != 3:
-        shape = None if img is None else img.shape
-        raise ValueError(f"{fmt!r} data decodes to shape {shape}, expected (H, W, 3) color")
-    return img
+    return decode_compressed(msg)
 
 
 def image_to_compressed_msg(
