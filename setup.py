@@ -18,6 +18,7 @@ NODES = {
     "aloha_sim_node": "motus_policy.ros.aloha_sim_node:main",
     "expert_node": "motus_teleop.ros.expert_node:main",
     "piper_arm_node": "motus_policy.ros.piper_arm_node:main",
+    "ac_one_relay_node": "motus_policy.ros.ac_one_relay_node:main",
     "realsense_camera_node": "motus_policy.ros.realsense_camera_node:main",
     "teleop_node": "motus_teleop.ros.teleop_node:main",
     "policy_node": "motus_policy.ros.policy_node:main",

@@ -108,8 +108,19 @@ def test_trajectory_controller_layout_needs_its_topics():
 def test_ac_one_profile_follows_the_vendor_ros2_topics():
     # github.com/Vertax42/AC_One act/data/config.yaml and v2_joint_control.yaml (profile comment)
     prof = load_profile("ac_one")
-    assert [a.state_topic for a in prof.arms] == ["/arm_slave_l_status", "/arm_slave_r_status"]
-    assert [a.command_topic for a in prof.arms] == ["/arm_master_l_status", "/arm_master_r_status"]
+    # JointState under /motus/ (ac_one_relay_node), the vendor's RobotStatus on its own names
+    assert [a.state_topic for a in prof.arms] == [
+        "/motus/arm_slave_l_status", "/motus/arm_slave_r_status",
+    ]  # fmt: skip
+    assert [a.command_topic for a in prof.arms] == [
+        "/motus/arm_master_l_status", "/motus/arm_master_r_status",
+    ]  # fmt: skip
+    assert [a.driver["vendor_state_topic"] for a in prof.arms] == [
+        "/arm_slave_l_status", "/arm_slave_r_status",
+    ]  # fmt: skip
+    assert [a.driver["vendor_command_topic"] for a in prof.arms] == [
+        "/arm_master_l_status", "/arm_master_r_status",
+    ]  # fmt: skip
     assert prof.cameras[0].topic == "/camera/camera_h/color/image_rect_raw/compressed"
     assert all(c.compressed for c in prof.cameras)
     assert prof.arms[0].joint_state_names == (*(f"joint{i}" for i in range(1, 7)), "gripper")

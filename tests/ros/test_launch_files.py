@@ -248,20 +248,26 @@ def _subscribed_by(observer, node: str) -> dict[str, list[str]]:
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 @pytest.mark.parametrize(
-    ("file_name", "profile_name"),
-    [("aloha_vendor.launch.py", "aloha_agilex_2_vendor"), ("ac_one.launch.py", "ac_one")],
-)
+    ("file_name", "profile_name", "extra"),
+    [
+        ("aloha_vendor.launch.py", "aloha_agilex_2_vendor", {}),
+        # the AC-One relay with a stand-in for the vendor's RobotStatus (not installable here)
+        ("ac_one.launch.py", "ac_one", {"vendor_message_type": "std_msgs/msg/Float64MultiArray",
+                                        "vendor_position_field": "data"}),
+    ],
+)  # fmt: skip
 def test_vendor_driver_launch_files_wire_the_policy_to_the_vendor_topics(
-    launch_file, observer, file_name, profile_name
+    launch_file, observer, file_name, profile_name, extra
 ):
-    """The policy-only bring-ups for a vendor driver: configured (tiny-random, autostart), the
-    policy subscribes to the profile's state and camera topics with the message types the
-    vendor publishes (CompressedImage on /compressed) and publishes its commands where the
-    vendor driver listens."""
+    """The bring-ups for a vendor driver: configured (tiny-random, autostart), the policy
+    subscribes to the profile's state and camera topics with the message types the vendor
+    publishes (CompressedImage on /compressed) and publishes its commands where the vendor
+    driver listens (AC-One: through ac_one_relay, which subscribes the vendor's state topics
+    and publishes on its command topics with the vendor type)."""
     from motus_recorder.profile import load_profile
 
     profile = load_profile(profile_name)
-    robot = launch_file(file_name, checkpoint="tiny-random", autostart="true")
+    robot = launch_file(file_name, checkpoint="tiny-random", autostart="true", **extra)
     _wait(lambda: "/motus_policy" in _nodes(observer), 120, "the policy node", robot)
     assert _params(observer, "/motus_policy", ["profile", "backend", "autostart"]) == {
         "profile": profile_name, "backend": "motus", "autostart": True,
@@ -275,6 +281,15 @@ def test_vendor_driver_launch_files_wire_the_policy_to_the_vendor_topics(
     for cam in profile.cameras:
         kind = "CompressedImage" if cam.compressed else "Image"
         assert subs.get(cam.topic) == [f"sensor_msgs/msg/{kind}"], (cam.topic, subs)
+    if extra:  # the relay: vendor type on the vendor topics, JointState on the profile's
+        vendor_cmds = {a.driver["vendor_command_topic"] for a in profile.arms}
+        _wait(lambda: vendor_cmds <= _published_by(observer, "/ac_one_relay"), 30,
+              "the relay publishing the vendor commands", robot)  # fmt: skip
+        relay_subs = _subscribed_by(observer, "/ac_one_relay")
+        vendor = extra["vendor_message_type"]
+        for arm in profile.arms:
+            assert relay_subs.get(arm.driver["vendor_state_topic"]) == [vendor], relay_subs
+            assert relay_subs.get(arm.command_topic) == ["sensor_msgs/msg/JointState"]
     assert robot.stop() == 0, robot.output()[-3000:]
 
 
