@@ -16,19 +16,33 @@ AdamW's two fp32 moments, docs/motus.md §2.1):
   ``reshard_after_forward=False``, the ZeRO-2-like layout) and ``fsdp`` (full shard, ZeRO-3)
   16 N / P; ``fsdp+offload`` 0 on the GPU (16 N / P in host memory). This is the figure
   ``tests/training/test_fsdp.py`` checks against the storages a rank really holds.
-* **buffers**: ``ddp`` 4 N gradient buckets (DDP's default, ``gradient_as_bucket_view=False``)
-  plus 2 N for the bf16 weight copies autocast keeps during the step; ``zero2`` 2 N (every layer
-  stays gathered in bf16 from forward to backward) plus the gathering of two layers' gradients
-  (bf16 + fp32 reduce buffer); ``fsdp`` two layers gathered in bf16 (the running one and the
-  prefetched one) plus their gradients; the root unit (everything outside the MoT layers) is
-  gathered in fp32 for the whole step, with its gradients, in every FSDP layout.
-* **activations** (estimate): per sample, layer and token of a stream of width D and FFN width F,
-  ``68 D + 4 F`` bytes: the tensors ``mot_layer`` (model/joint_attention.py) keeps for the
-  backward pass, counted one by one (fp32 norm inputs / modulated inputs / gated outputs, bf16
-  projections, q and k after RoPE in fp32, attention inputs and output, the FFN's two inner
-  activations), plus the cross-attention K/V of the 512 T5 rows for the video stream. With
-  activation checkpointing only each layer's inputs are kept (fp32 video and action streams, bf16
-  und stream) plus one layer's full set during its recomputation.
+* **buffers**, as they stand at the step's peak, which falls in the backward pass of the last MoT
+  layer while every activation is still alive (measured: the profiler's peak is in that layer's
+  attention backward): ``ddp`` 4 N gradient buckets when several processes run (DDP's default,
+  ``gradient_as_bucket_view=False``; a single process is not wrapped, no buckets) plus, with
+  mixed precision, 2 N for the bf16 weight copies autocast keeps during the step; ``zero2`` every
+  layer gathered (2 N in bf16) plus the running layer's gradients; ``fsdp`` two layers gathered
+  (the running one and the one prefetched for the next backward) and the running layer's
+  unsharded gradients, bf16 with mixed precision and fp32 without (CPU). The reduce-scatter
+  buffers come after a layer's backward, when its activations (larger) are freed, so they do not
+  add to the peak. The root unit (everything outside the MoT layers) is gathered in fp32 for the
+  whole step, with its gradients, in every FSDP layout.
+* **activations** (estimate, :func:`activation_bytes`): the tensors autograd keeps for the backward
+  pass, counted site by site in ``mot_layer`` (model/joint_attention.py) and the expert methods it
+  calls, per sample, layer and token of each stream (width D, FFN width F) and of the joint
+  sequence (head space Dh = heads x head_dim, the width every stream's q / k / v and attention
+  output have, the und stream's included), plus the T5 rows' cross-attention K/V, the
+  batched-matmul copies of the fused action / und QKV weights, and the work outside the layers
+  (VLM adapter, text embedding, patch embedding, output heads and loss). With mixed precision
+  (CUDA: bf16 autocast) projections, attention tensors and FFN inner activations are bf16 and
+  each projection of an fp32 tensor keeps its own bf16 copy of the input; without (CPU) all are
+  fp32 and the projections share their input. With activation checkpointing each layer keeps only
+  its inputs (fp32 video and action streams, the und stream in bf16 under autocast) plus one
+  layer's full set during its recomputation. Checked against the measured per-rank peak of the
+  tiny preset on CPU (``tests/training/test_memory_peak.py``, PyTorch's memory profiler,
+  :mod:`motus_policy.training.memory_peak`): the earlier per-token figure ``68 D + 4 F`` of the
+  stream width missed that the und stream's q / k / v and attention output live in the head space
+  (3072 wide at full size, not the und width 512), and assumed bf16 on every device.
 * **frozen encoders** (full-size presets, docs/motus.md §1.1): Qwen3-VL 2.13 B in bf16, the Wan2.2
   VAE 704.7 M in fp32, and the UMT5-XXL encoder (≈ 5.7 B, bf16) unless the dataset brings its
   embeddings (``--text-source dataset``); tiny presets: not counted.
@@ -40,6 +54,7 @@ left to the CUDA context, NCCL buffers, the allocator's fragmentation and kernel
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -75,6 +90,11 @@ class ModelSizes:
         text_rows: T5 rows the video stream cross-attends to.
         num_layers: MoT layers.
         full_size: the preset has the full-size encoders (text_dim 4096).
+        num_heads: attention heads (the joint attention's head space is ``num_heads * head_dim``).
+        head_dim: width of one head.
+        text_dim: T5 width of the text rows the text embedding takes.
+        vlm_width: VLM hidden width the und adapter takes.
+        latent_elements: VAE latent values of one sample (C x T' x h x w).
     """
 
     trainable: int
@@ -84,6 +104,16 @@ class ModelSizes:
     text_rows: int
     num_layers: int
     full_size: bool
+    num_heads: int
+    head_dim: int
+    text_dim: int
+    vlm_width: int
+    latent_elements: int
+
+    @property
+    def head_width(self) -> int:
+        """Dh = heads x head_dim: the q / k / v width of every stream (the Wan width)."""
+        return self.num_heads * self.head_dim
 
 
 def model_sizes(config: MotusConfig, und_tokens: int = 480) -> ModelSizes:
@@ -117,6 +147,11 @@ def model_sizes(config: MotusConfig, und_tokens: int = 480) -> ModelSizes:
         text_rows=config.text_len,
         num_layers=config.num_layers,
         full_size=config.text_dim == 4096,
+        num_heads=config.num_heads,
+        head_dim=config.head_dim,
+        text_dim=config.text_dim,
+        vlm_width=config.vlm_hidden_size,
+        latent_elements=math.prod(config.latent_shape),
     )
 
 
@@ -151,15 +186,104 @@ class PlanRow:
     fits: bool
 
 
-def activation_bytes(sizes: ModelSizes, batch: int, checkpointing: bool) -> float:
-    """Activations kept per rank for one micro-batch of ``batch`` samples (see module doc)."""
-    per_layer = sum(n * (68 * d + 4 * f) for n, d, f in sizes.streams)
-    per_layer += 4 * sizes.text_rows * sizes.streams[0][1]  # bf16 cross-attention K and V
-    if not checkpointing:
-        return batch * sizes.num_layers * per_layer
+def layer_activation_bytes(sizes: ModelSizes, mixed_precision: bool = True) -> float:
+    """Bytes one MoT layer keeps for the backward pass, per sample (see the module doc).
+
+    Counted site by site in ``mot_layer`` and the expert methods (video_expert.py,
+    action_expert.py, und_expert.py), with fp32 = 4 bytes and the compute dtype ``c`` = 2 (bf16
+    autocast) or 4 (fp32, CPU). "norm" below is a LayerNorm / RMSNorm keeping its input and two
+    (one for RMSNorm) fp32 statistics per token; a projection of an fp32 tensor keeps that tensor
+    (fp32) or, under autocast, its own bf16 copy per projection.
+
+    Per video token (width D, FFN F, head space H): pre-attention norm input, norm output and the
+    modulated input of q / k / v (3 bf16 copies under autocast); the q and k projections (c H each,
+    kept by the q / k RMSNorm) and their fp32 normed outputs that RoPE reads; the gated
+    out-projection output (fp32; under autocast also the bf16 copy of its input); the
+    cross-attention's norm input, its projected input (c D), q projection, normed q, the kernel's
+    q and output (c H each) and log-sum-exp; the FFN's norm input, norm output, modulated input,
+    two inner activations (c F each) and fp32 output that the gate multiplies. Action tokens: the
+    same without cross-attention, with one fused q / k / v projection (3 c H). Und tokens: norm
+    input and projected input, fused q / k / v, normed q and k, the out-projection input copy under
+    autocast, and the plain FFN (norm input, projected input, two inner activations). Joint
+    sequence: the attention kernel's q, k, v, output (c H each) and log-sum-exp per head. Text
+    rows: k projection, normed k, the kernel's k and v (under autocast also the two bf16 copies of
+    the context). Weights: the batched-matmul copies of the fused action and und q / k / v weights
+    (c x 3 D H each).
+    """
+    f = 4.0
+    c = 2.0 if mixed_precision else 4.0
+    cast = c if mixed_precision else 0.0  # bf16 copy of a projection's input under autocast
+
+    def proj_in(width: int, projections: int) -> float:
+        return projections * c * width if mixed_precision else f * width
+
+    (nv, dv, fv), (na, da, fa), (nu, du, fu) = sizes.streams
+    h, heads = sizes.head_width, sizes.num_heads
+    qk_norm = 2 * (f * h + f)  # normed q and k (fp32) and their RMSNorm statistics
+    video = (
+        2 * f * dv + 2 * f + proj_in(dv, 3)  # pre-attention norm, modulated input
+        + 2 * c * h + qk_norm  # q, k projections and their norms
+        + f * dv + cast * h  # gated out-projection
+        + f * dv + 2 * f + c * dv + c * h + f * h + f + 2 * c * h + f * heads  # cross-attention
+        + 3 * f * dv + 2 * f + proj_in(dv, 1) + 2 * c * fv  # gated FFN
+    )  # fmt: skip
+    action = (
+        2 * f * da + 2 * f + proj_in(da, 1) + 3 * c * h + qk_norm
+        + f * da + cast * h
+        + 3 * f * da + 2 * f + proj_in(da, 1) + 2 * c * fa
+    )  # fmt: skip
+    und = (
+        f * du + 2 * f + c * du + 3 * c * h + qk_norm
+        + cast * h
+        + f * du + 2 * f + c * du + 2 * c * fu
+    )  # fmt: skip
+    joint = (nv + na + nu) * (4 * c * h + f * heads)
+    text = sizes.text_rows * ((3 * c + f) * h + f + 2 * cast * h)
+    weights = c * 3 * h * (da + du)
+    return nv * video + na * action + nu * und + joint + text + weights
+
+
+def outside_activation_bytes(sizes: ModelSizes, mixed_precision: bool = True) -> float:
+    """Bytes kept for backward outside the MoT layers, per sample (see :func:`activation_bytes`).
+
+    VLM adapter (its input and two linear / SiLU output pairs of the und width), text embedding
+    (input rows, two inner activations and the projected context of the video width), patch
+    embedding (its latent input), the video and action output heads (norm input, statistics,
+    norm output, modulated input, fp32) and the video loss (prediction and target, latent size).
+    """
+    f = 4.0
+    c = 2.0 if mixed_precision else 4.0
     (nv, dv, _), (na, da, _), (nu, du, _) = sizes.streams
-    inputs = 4 * nv * dv + 4 * na * da + 2 * nu * du
-    return batch * (sizes.num_layers * inputs + per_layer)
+    adapter = nu * (c * sizes.vlm_width + 4 * c * du)
+    text = sizes.text_rows * (c * sizes.text_dim + 3 * c * dv)
+    heads = nv * (3 * f * dv + 2 * f) + na * (3 * f * da + 2 * f)
+    latents = c * sizes.latent_elements + 2 * f * sizes.latent_elements
+    return adapter + text + heads + latents
+
+
+def activation_bytes(
+    sizes: ModelSizes, batch: int, checkpointing: bool, mixed_precision: bool = True
+) -> float:
+    """Activations kept per rank for one micro-batch of ``batch`` samples (see the module doc).
+
+    Args:
+        sizes: from :func:`model_sizes`.
+        batch: samples per micro-batch and rank.
+        checkpointing: per-layer activation checkpointing on.
+        mixed_precision: bf16 autocast (CUDA); False: everything fp32 (CPU).
+
+    Returns:
+        Bytes: ``batch x (layers x one layer + outside)`` without checkpointing; with it,
+        ``batch x (layers x the layer inputs + one layer + outside)``.
+    """
+    layer = layer_activation_bytes(sizes, mixed_precision)
+    outside = outside_activation_bytes(sizes, mixed_precision)
+    if not checkpointing:
+        return batch * (sizes.num_layers * layer + outside)
+    (nv, dv, _), (na, da, _), (nu, du, _) = sizes.streams
+    # fp32 video / action streams; the und stream has the VLM adapter's output dtype
+    inputs = 4 * (nv * dv + na * da) + (2 if mixed_precision else 4) * nu * du
+    return batch * (sizes.num_layers * inputs + layer + outside)
 
 
 def frozen_bytes(sizes: ModelSizes, t5_on_gpu: bool) -> float:
@@ -177,8 +301,20 @@ def plan_row(
     batch: int = 8,
     gpu_bytes: float = 80 * GB,
     t5_on_gpu: bool = True,
+    mixed_precision: bool = True,
 ) -> PlanRow:
-    """Per-rank memory of one layout.
+    """Per-rank memory of one layout (terms in the module doc).
+
+    Args:
+        sizes: from :func:`model_sizes`.
+        layout: one of :data:`LAYOUTS`.
+        gpus: P, processes (one per GPU).
+        checkpointing: per-layer activation checkpointing.
+        batch: samples per micro-batch and rank.
+        gpu_bytes: memory of one GPU [bytes] (for ``fits``).
+        t5_on_gpu: the frozen T5 encoder is on the GPU (full-size presets).
+        mixed_precision: bf16 autocast and bf16 layer gathering (the CUDA path); False: the CPU
+            path, everything fp32.
 
     Raises:
         ValueError: unknown layout, or ``gpus`` / ``batch`` < 1.
@@ -188,15 +324,20 @@ def plan_row(
     if gpus < 1 or batch < 1:
         raise ValueError(f"gpus / batch: expected >= 1, got {gpus} / {batch}")
     n, layer, root = sizes.trainable, sizes.per_layer, sizes.root
-    gathered_layers = 2 * (2 + 2 + 4) * layer  # two layers: bf16 weights, bf16 grads, fp32 reduce
+    low = 2 if mixed_precision else 4  # bytes of a gathered layer weight / gradient
+    # at the step's peak (the last layer's backward, every activation still alive): the running
+    # and the prefetched layer gathered, the running layer's unsharded gradients
+    gathered_layers = (2 * low + low) * layer
     root_gathered = (4 + 4) * root  # fp32 weights + grads of the root unit
+    autocast_copies = 2 * n if mixed_precision else 0  # bf16 weight copies autocast caches
     host = 0.0
     if layout == "ddp":
         per_param = 16.0
-        buffers = (4 + 2) * n
+        buckets = 4 * n if gpus > 1 else 0  # one process runs unwrapped (no DDP buckets)
+        buffers = buckets + autocast_copies
     elif layout == "zero2":
         per_param = 16.0 / gpus
-        buffers = 2 * n + gathered_layers + root_gathered
+        buffers = low * n + low * layer + root_gathered  # every layer stays gathered
     elif layout == "fsdp":
         per_param = 16.0 / gpus
         buffers = gathered_layers + root_gathered
@@ -205,7 +346,7 @@ def plan_row(
         host = 16.0 * n / gpus
         buffers = gathered_layers + root_gathered
     states = per_param * n
-    acts = activation_bytes(sizes, batch, checkpointing)
+    acts = activation_bytes(sizes, batch, checkpointing, mixed_precision)
     frozen = frozen_bytes(sizes, t5_on_gpu)
     total = states + buffers + acts + frozen
     return PlanRow(
