@@ -19,7 +19,7 @@ Every step is the project's own command in a child process, so the numbers are w
 gets. Writes ``results.json`` and ``results.md`` (the table for the model card) and copies the
 VAE's ``reconstructions.png`` (flow images vs their reconstruction) into ``--out``. The default
 step counts are the CPU-sized tiny recipe; ``--toy`` shrinks everything to a smoke run whose
-figures say nothing about the method.
+figures say nothing about the method. ``--probe-only`` stops after step 1 and the probe (step 5).
 
 Unlabeled data: record it with the scripted expert at other seeds, e.g. ``python -m
 motus_teleop.record_demos --task transfer_cube --episodes 100 --seed-start 5000 --root
@@ -158,6 +158,12 @@ def main(argv: list[str] | None = None) -> int:
         help="encode features per step instead of once up front (short runs)",
     )
     p.add_argument("--toy", action="store_true", help="tiny step counts: a smoke run only")
+    p.add_argument(
+        "--probe-only",
+        action="store_true",
+        help="steps 1 and 5 only: the latent-action VAE, its labels, the reconstruction picture "
+        "and the linear probe (minutes on CPU; no stage 2 / 3 training, no closed loop)",
+    )
     args = p.parse_args(argv)
     for name, full, toy in (("vae_steps", 3000, 200), ("stage2_steps", 16000, 300),
                             ("stage3_steps", 16000, 300)):  # fmt: skip
@@ -175,6 +181,15 @@ def main(argv: list[str] | None = None) -> int:
           str(args.vae_labeled_episodes), "--label", "--quiet"], log)  # fmt: skip
     shutil.copy(vae / "reconstructions.png", out / "flow_reconstructions.png")
     probe = _probe(args, vae, args.labeled)
+    if args.probe_only:
+        results = {"toy": args.toy, "settings": dict(vars(args)), "probe": probe,
+                   "wall_s": round(time.perf_counter() - t0)}  # fmt: skip
+        (out / "results.json").write_text(json.dumps(results, indent=1))
+        line = (f"Linear probe latent action -> joint delta, {probe['test_episodes']} held-out "
+                f"episodes: R^2 = {probe['r2']:.3f}")  # fmt: skip
+        (out / "results.md").write_text(line + "\n")
+        print(line)
+        return 0
     stage2 = _train(args, out / "stage2", args.unlabeled,
                     ["--stage", "2", "--config", "latent_action_tiny",
                      "--max-steps", str(args.stage2_steps)], log)  # fmt: skip

