@@ -16,6 +16,12 @@ import pytest
         ("motus_policy.ros.bag_player_node", ["-p", "bag:=/nonexistent/bag"], "bag"),
         # piper on socketcan with no such interface on this machine
         ("motus_policy.ros.piper_arm_node", ["-p", "can_channel:=motus_no_such_can"], "can"),
+        # the AC-One relay without the vendor's message package (arx5_arm_msg)
+        (
+            "motus_policy.ros.ac_one_relay_node",
+            [],
+            "arx5_arm_msg/msg/robotstatus is not installed",
+        ),
     ],
 )
 def test_a_node_that_cannot_start_prints_one_line_and_exits_1(ros_env, module, args, reason):
