@@ -9,6 +9,7 @@ asked, fp32 on CPU).
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import subprocess
@@ -163,6 +164,82 @@ def test_sharded_losses_match_one_process_and_resume_bit_exactly(runs):
     ckpt = runs["tmp"] / "fsdp" / "checkpoints" / "step_00000010"
     assert (ckpt / fsdp.SHARDED_DIR / ".metadata").is_file()
     assert len(list((ckpt / fsdp.SHARDED_DIR).glob("*.distcp"))) == 2  # one file per rank
+
+
+def _resume_on_one_rank(rank: int, world: int, port: int, data: str, tmp: str) -> None:
+    """World size 1 resumes the 2-rank step-10 checkpoint (DCP reshards on load)."""
+    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+
+    os.environ.update(
+        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1",
+    )  # fmt: skip
+    torch.set_num_threads(1)
+    info = init_distributed("cpu")
+    step10 = Path(tmp) / "fsdp" / "checkpoints" / "step_00000010"
+    try:
+        trainer = Trainer(
+            _config(
+                data, str(Path(tmp) / "resumed_1rank"), str(Path(tmp) / "cache"),
+                strategy="fsdp", resume=str(step10),
+            ),
+            info,
+        )  # fmt: skip
+        # the library's own reading of the sharded checkpoint, as full tensors
+        dcp_to_torch_save(step10 / fsdp.SHARDED_DIR, Path(tmp) / "step10_full.pt")
+        saved = torch.load(Path(tmp) / "step10_full.pt", weights_only=False)
+        full = {k: _full(v) for k, v in trainer.policy.model.state_dict().items()}
+        weights = [k for k in saved["model"] if torch.equal(saved["model"][k], full[k])]
+        live = {
+            n: trainer.optimizer.state.get(p) or {}
+            for n, p in trainer.policy.model.named_parameters()
+        }
+        saved_state = saved["optim"]["state"]  # {param fqn: {"exp_avg", "exp_avg_sq", "step"}}
+        moments_equal = [
+            n for n, st in saved_state.items()
+            if "exp_avg" in live.get(n, {})
+            and torch.equal(_full(live[n]["exp_avg"]), st["exp_avg"])
+            and torch.equal(_full(live[n]["exp_avg_sq"]), st["exp_avg_sq"])
+        ]  # fmt: skip
+        pos = trainer.position
+        position = (pos.step, pos.epoch, pos.batch_in_epoch)  # before run() moves it
+        result = trainer.run()
+        torch.save(
+            {
+                "n_weights": len(saved["model"]), "weights_equal": len(weights),
+                "n_moments": len(saved_state), "moments_equal": len(moments_equal),
+                "position": position,
+                "losses": result.losses,
+            },
+            Path(tmp) / "resume_1rank.pt",
+        )  # fmt: skip
+    finally:
+        shutdown(info)
+
+
+def _full(t: torch.Tensor) -> torch.Tensor:
+    return t.full_tensor() if isinstance(t, DTensor) else t
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_sharded_checkpoint_resumes_on_another_world_size(runs, tiny_dataset):
+    """2 ranks wrote step 10; 1 rank resumes: weights and AdamW moments restored exactly (DCP
+    reshards), the data position restarts at the next epoch (the per-rank sample order depends
+    on the world size), and training goes on to step 20."""
+    tmp = runs["tmp"]
+    mp.spawn(
+        _resume_on_one_rank, args=(1, _free_port(), str(tiny_dataset), str(tmp)), nprocs=1,
+        join=True,
+    )  # fmt: skip
+    r = torch.load(tmp / "resume_1rank.pt", weights_only=False)
+    assert r["n_weights"] > 50 and r["weights_equal"] == r["n_weights"], r
+    assert r["n_moments"] > 50 and r["moments_equal"] == r["n_moments"], r
+    step, epoch, batch_in_epoch = r["position"]
+    assert step == 10 and batch_in_epoch == 0, r["position"]
+    losses = dict(r["losses"])
+    assert sorted(losses) == list(range(11, STEPS + 1))
+    assert all(math.isfinite(v) for v in losses.values()), losses
 
 
 @pytest.mark.slow
