@@ -283,6 +283,16 @@ def _spawn_policy(spawn_node, *extra):
     return node
 
 
+def _robot_and_operator(ros_context, spin_in_background, profile):
+    """The adversarial robot (publishing) and the lifecycle operator, both spinning."""
+    robot = AdversarialRobot(ros_context, profile)
+    op = Operator(ros_context)
+    spin_in_background(robot.node, ros_context)
+    spin_in_background(op.node, ros_context)
+    robot.start()
+    return robot, op
+
+
 def test_adversarial_robot_never_gets_an_unsafe_command(
     spawn_node, ros_context, spin_in_background
 ):
@@ -294,11 +304,7 @@ def test_adversarial_robot_never_gets_an_unsafe_command(
     profile = load_profile("aloha_sim")
     t_start = time.monotonic()
     node = _spawn_policy(spawn_node)
-    robot = AdversarialRobot(ros_context, profile)
-    op = Operator(ros_context)
-    spin_in_background(robot.node, ros_context)
-    spin_in_background(op.node, ros_context)
-    robot.start()
+    robot, op = _robot_and_operator(ros_context, spin_in_background, profile)
     problems: dict[str, list[str]] = {}
     names = profile.joint_names
 
@@ -535,11 +541,7 @@ def test_estop_answers_during_slow_inference_and_activation(
 
     profile = load_profile("aloha_sim")
     node = _spawn_policy(spawn_node, "-p", "scripted.latency_s:=4.0")
-    robot = AdversarialRobot(ros_context, profile)
-    op = Operator(ros_context)
-    spin_in_background(robot.node, ros_context)
-    spin_in_background(op.node, ros_context)
-    robot.start()
+    robot, op = _robot_and_operator(ros_context, spin_in_background, profile)
     time.sleep(0.3)
     assert op.transition(Transition.TRANSITION_CONFIGURE)[0], node.output()[-3000:]
     assert op.transition(Transition.TRANSITION_ACTIVATE)[0], node.output()[-3000:]
@@ -583,11 +585,7 @@ def test_estop_answers_during_configure_and_latches_into_activation(
 
     profile = load_profile("aloha_sim")
     node = _spawn_policy(spawn_node, "-p", "scripted.load_s:=3.0")
-    robot = AdversarialRobot(ros_context, profile)
-    op = Operator(ros_context)
-    spin_in_background(robot.node, ros_context)
-    spin_in_background(op.node, ros_context)
-    robot.start()
+    robot, op = _robot_and_operator(ros_context, spin_in_background, profile)
     assert op.estop("unconfigured"), "~/estop must succeed (latch) before configure"
     assert op.reset_estop()
     done = threading.Event()
@@ -638,12 +636,8 @@ def test_a_failing_control_tick_holds_and_keeps_ticking(ros_context, ros_env, sp
         Parameter("status_period_s", value=0.1),
     ]
     policy = PolicyNode(context=ros_context, parameter_overrides=overrides)
-    robot = AdversarialRobot(ros_context, profile)
-    op = Operator(ros_context)
     ex = spin_in_background(policy, ros_context)
-    spin_in_background(robot.node, ros_context)
-    spin_in_background(op.node, ros_context)
-    robot.start()
+    robot, op = _robot_and_operator(ros_context, spin_in_background, profile)
     time.sleep(0.3)
     assert op.transition(Transition.TRANSITION_CONFIGURE)[0]
     assert op.transition(Transition.TRANSITION_ACTIVATE)[0]
@@ -684,11 +678,7 @@ def test_dead_camera_logs_once_and_long_instructions_are_rejected(
 
     profile = load_profile("aloha_sim")
     node = _spawn_policy(spawn_node, "-p", "max_instruction_chars:=100")
-    robot = AdversarialRobot(ros_context, profile)
-    op = Operator(ros_context)
-    spin_in_background(robot.node, ros_context)
-    spin_in_background(op.node, ros_context)
-    robot.start()
+    robot, op = _robot_and_operator(ros_context, spin_in_background, profile)
     time.sleep(0.3)
     assert op.transition(Transition.TRANSITION_CONFIGURE)[0], node.output()[-3000:]
     assert op.transition(Transition.TRANSITION_ACTIVATE)[0], node.output()[-3000:]
