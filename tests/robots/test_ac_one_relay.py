@@ -53,6 +53,7 @@ def test_gripper_mapping_endpoints(left):
 def test_round_trip_and_name_order(left):
     rng = np.random.default_rng(0)
     lo, hi = np.array(left.position_min_rad), np.array(left.position_max_rad)
+    lo[6], hi[6] = -3.4, 0.0  # the driver's gripper range (wider commands are clamped, below)
     for _ in range(20):
         q = rng.uniform(lo, hi)
         order = rng.permutation(7)
@@ -61,6 +62,13 @@ def test_round_trip_and_name_order(left):
         assert vendor.shape == (7,) and vendor.dtype == np.float64
         assert vendor[6] == pytest.approx(q[6] / -3.4)
         np.testing.assert_allclose(vendor_to_joint_state(left, vendor)[1], q, atol=1e-12)
+
+
+def test_gripper_commands_past_the_drivers_range_are_clamped(left):
+    # inside the profile's stat.json envelope (-3.75 .. 0.4 rad) but past the driver's 0 .. -3.4
+    joints = [0.0] * 6
+    assert joint_state_to_vendor(left, NAMES, [*joints, -3.7])[6] == 1.0  # fully closed
+    assert joint_state_to_vendor(left, NAMES, [*joints, 0.3])[6] == 0.0  # fully open
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,12 @@ VENDOR_POSITION_FIELD = "joint_pos"
 """RobotStatus field holding 6 joints [rad] + the normalised gripper (``float64[7]``)."""
 GRIPPER_RAD_PER_UNIT = -3.4
 """Gripper rad per vendor unit: ``gripper_coef_`` of ``X5Controller.hpp`` (0..1 <-> 0..-3.4)."""
+VENDOR_GRIPPER_RANGE = (0.0, 1.0)
+"""The driver's gripper range in vendor units ("project [0, -3.4] to [0, 1]",
+``X5Controller.hpp``). The profile's gripper limits are the official ac_one ``stat.json``
+envelope (-3.75 .. 0.4 rad), wider than what the current driver maps; a command past the
+driver's range is clamped to it (the gripper closes or opens fully), as grippers are driven
+against their stops by design."""
 N_POSITIONS = 7
 """6 joints + gripper, the length of RobotStatus ``joint_pos``."""
 
@@ -202,7 +208,7 @@ def joint_state_to_vendor(
 
     Returns:
         float64 (7,): joints 1..6 [rad] in ``cfg.joint_names`` order, then the gripper in vendor
-        units (gripper rad / ``gripper_rad_per_unit``).
+        units (gripper rad / ``gripper_rad_per_unit``, clamped to :data:`VENDOR_GRIPPER_RANGE`).
 
     Raises:
         RelayError: lengths differ, a name repeated or missing, a non-finite value, or a value
@@ -231,5 +237,5 @@ def joint_state_to_vendor(
     if out_of_range:
         raise RelayError(f"arm {cfg.arm}: command outside the limits [rad]: {out_of_range}")
     out = q.copy()
-    out[6] = q[6] / cfg.gripper_rad_per_unit
+    out[6] = np.clip(q[6] / cfg.gripper_rad_per_unit, *VENDOR_GRIPPER_RANGE)
     return out
