@@ -19,6 +19,9 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.cpu_exclusive
+
+
 REPO = Path(__file__).resolve().parents[2]
 TRIES = 3
 

@@ -22,6 +22,9 @@ import numpy as np
 import pytest
 import yaml
 
+pytestmark = pytest.mark.cpu_exclusive
+
+
 REPO = Path(__file__).resolve().parents[2]
 TRIES = 5
 """Episodes tried: on a shared 2-core machine a loaded moment can make the software cameras

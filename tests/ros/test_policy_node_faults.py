@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-pytestmark = [pytest.mark.ros, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.cpu_exclusive, pytest.mark.ros, pytest.mark.timeout(240)]
 
 HW = (8, 10)
 NODE = "motus_policy"

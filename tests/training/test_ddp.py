@@ -14,6 +14,8 @@ from motus_policy.training.config import TrainConfig
 from motus_policy.training.distributed import init_distributed, shutdown
 from motus_policy.training.trainer import Trainer
 
+pytestmark = pytest.mark.cpu_exclusive
+
 
 def _free_port() -> int:
     with socket.socket() as s:

@@ -35,6 +35,9 @@ from motus_policy.training.distributed import init_distributed, shutdown
 from motus_policy.training.memory_plan import model_sizes, plan_row
 from motus_policy.training.trainer import RunFolderInUseError, Trainer
 
+pytestmark = pytest.mark.cpu_exclusive
+
+
 REPO = Path(__file__).resolve().parents[2]
 STEPS = 20
 

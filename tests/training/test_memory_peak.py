@@ -32,6 +32,9 @@ from benchmarks import train_step
 from motus_policy.training.distributed import init_distributed, shutdown
 from motus_policy.training.memory_peak import CATEGORY_NAMES, peak_of_timeline
 
+pytestmark = pytest.mark.cpu_exclusive
+
+
 TOLERANCE = 0.20
 """Issue #18: the plan's per-rank figure matches the measured peak within 20 %."""
 
