@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -11,30 +9,20 @@ import torch
 import torch.multiprocessing as mp
 
 from motus_policy.training.config import TrainConfig
-from motus_policy.training.distributed import init_distributed, shutdown
+from motus_policy.training.distributed import shutdown
 from motus_policy.training.trainer import Trainer
+from tests.fakes.gloo import free_port, init_cpu_rank
 
 pytestmark = pytest.mark.cpu_exclusive
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _worker(rank: int, world: int, port: int, data: str, out: str) -> None:
-    os.environ.update(
-        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
-        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1",
-    )  # fmt: skip
-    torch.set_num_threads(1)
     cfg = TrainConfig(
         preset="tiny", data_roots=(data,), out_dir=out, max_steps=3, batch_size=1,
         samples_per_episode=2, val_every=0, save_every=0, device="cpu", lr=1e-3,
         warmup_steps=1, cycle_length=100,
     )  # fmt: skip
-    info = init_distributed("cpu")
+    info = init_cpu_rank(rank, world, port)
     try:
         trainer = Trainer(cfg, info)
         init = {k: v.clone() for k, v in trainer.policy.model.state_dict().items()}
@@ -62,9 +50,7 @@ def _worker(rank: int, world: int, port: int, data: str, out: str) -> None:
 
 @pytest.mark.timeout(240)
 def test_two_gloo_ranks_hold_identical_weights(tiny_dataset, tmp_path):
-    mp.spawn(
-        _worker, args=(2, _free_port(), str(tiny_dataset), str(tmp_path)), nprocs=2, join=True
-    )
+    mp.spawn(_worker, args=(2, free_port(), str(tiny_dataset), str(tmp_path)), nprocs=2, join=True)
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=False)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=False)
     changed = 0

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -31,21 +30,16 @@ from motus_policy.model.modeling_motus import MotusConditioning, MotusModel
 from motus_policy.model.policy import MotusPolicy
 from motus_policy.training import fsdp
 from motus_policy.training.config import TrainConfig
-from motus_policy.training.distributed import init_distributed, shutdown
+from motus_policy.training.distributed import shutdown
 from motus_policy.training.memory_plan import model_sizes, plan_row
 from motus_policy.training.trainer import RunFolderInUseError, Trainer
+from tests.fakes.gloo import free_port, init_cpu_rank
 
 pytestmark = pytest.mark.cpu_exclusive
 
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = 20
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _config(data: str, out: str, cache: str, **kw) -> TrainConfig:
@@ -93,12 +87,7 @@ def _measure_at_second_step(trainer: Trainer, into: dict) -> None:
 
 
 def _worker(rank: int, world: int, port: int, data: str, tmp: str) -> None:
-    os.environ.update(
-        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
-        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1",
-    )  # fmt: skip
-    torch.set_num_threads(1)
-    info = init_distributed("cpu")
+    info = init_cpu_rank(rank, world, port)
     cache = str(Path(tmp) / "cache")
     try:
         trainer = Trainer(_config(data, str(Path(tmp) / "fsdp"), cache, strategy="fsdp"), info)
@@ -136,7 +125,7 @@ def runs(tiny_dataset, tmp_path_factory):
     memory: dict = {}
     _measure_at_second_step(single, memory)
     reference = single.run()
-    mp.spawn(_worker, args=(2, _free_port(), str(tiny_dataset), str(tmp)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), str(tiny_dataset), str(tmp)), nprocs=2, join=True)
     ranks = [torch.load(tmp / f"rank{r}.pt", weights_only=False) for r in range(2)]
     return {
         "tmp": tmp, "reference": reference.losses, "ranks": ranks, "single": memory,
@@ -173,12 +162,7 @@ def _resume_on_one_rank(rank: int, world: int, port: int, data: str, tmp: str) -
     """World size 1 resumes the 2-rank step-10 checkpoint (DCP reshards on load)."""
     from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
 
-    os.environ.update(
-        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
-        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1",
-    )  # fmt: skip
-    torch.set_num_threads(1)
-    info = init_distributed("cpu")
+    info = init_cpu_rank(rank, world, port)
     step10 = Path(tmp) / "fsdp" / "checkpoints" / "step_00000010"
     try:
         trainer = Trainer(
@@ -232,7 +216,7 @@ def test_a_sharded_checkpoint_resumes_on_another_world_size(runs, tiny_dataset):
     on the world size), and training goes on to step 20."""
     tmp = runs["tmp"]
     mp.spawn(
-        _resume_on_one_rank, args=(1, _free_port(), str(tiny_dataset), str(tmp)), nprocs=1,
+        _resume_on_one_rank, args=(1, free_port(), str(tiny_dataset), str(tmp)), nprocs=1,
         join=True,
     )  # fmt: skip
     r = torch.load(tmp / "resume_1rank.pt", weights_only=False)

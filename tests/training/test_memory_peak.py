@@ -20,8 +20,6 @@ case must see every free (bounds equal).
 from __future__ import annotations
 
 import dataclasses
-import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -29,8 +27,9 @@ import torch
 import torch.multiprocessing as mp
 
 from benchmarks import train_step
-from motus_policy.training.distributed import init_distributed, shutdown
+from motus_policy.training.distributed import shutdown
 from motus_policy.training.memory_peak import CATEGORY_NAMES, peak_of_timeline
+from tests.fakes.gloo import free_port, init_cpu_rank
 
 pytestmark = pytest.mark.cpu_exclusive
 
@@ -39,19 +38,8 @@ TOLERANCE = 0.20
 """Issue #18: the plan's per-rank figure matches the measured peak within 20 %."""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _worker(rank: int, world: int, port: int, argv: list[str], out: str) -> None:
-    os.environ.update(
-        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
-        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1",
-    )  # fmt: skip
-    torch.set_num_threads(1)
-    info = init_distributed("cpu")
+    info = init_cpu_rank(rank, world, port)
     try:
         report = train_step.run_steps(train_step.build_parser().parse_args(argv), info)
         torch.save(
@@ -71,7 +59,7 @@ def _measure(tmp_path: Path, world: int, strategy: str, checkpointing: bool) -> 
     argv = ["--config", "tiny", "--strategy", strategy, "--steps", "2", "--profile-memory"]
     if checkpointing:
         argv.append("--activation-checkpointing")
-    mp.spawn(_worker, args=(world, _free_port(), argv, str(tmp_path)), nprocs=world, join=True)
+    mp.spawn(_worker, args=(world, free_port(), argv, str(tmp_path)), nprocs=world, join=True)
     return [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(world)]
 
 
