@@ -100,7 +100,7 @@ def declare(node: Node) -> None:
         ),
     )
     fixed = [f for f in PolicyRuntimeConfig.field_names() if f not in RUNTIME_SETTABLE]
-    declare_dataclass(node, PolicyRuntimeConfig, read_only=fixed, ranges=RUNTIME_RANGES)
+    declare_dataclass(node, PolicyRuntimeConfig, read_only=fixed)  # ranges from the fields
     declare_dataclass(node, ScriptedConfig, SCRIPTED_PREFIX, exclude=SCRIPTED_EXCLUDE)
 
 
